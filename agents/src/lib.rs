@@ -1,0 +1,1 @@
+//! vmctl-agent library: the ops the agent serves.

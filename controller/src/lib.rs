@@ -1,0 +1,1 @@
+//! vmctl controller library.

@@ -1,0 +1,72 @@
+//! The cluster: settings that apply to the whole fleet.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{meta::Condition, resource::Resource};
+
+/// Default for [`ClusterSpec::probe_interval`]: short enough that a dead droplet shows within
+/// seconds, long enough that 50 `facts` calls a round are noise on the droplets.
+pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(5);
+/// Default for [`ClusterSpec::call_timeout`]: a `facts` call answers in milliseconds; ten seconds
+/// only trips on a wedged droplet.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default for [`ClusterSpec::connect_timeout`].
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How the controller reaches droplets over SSH.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshSpec {
+    /// Login user, `root` on DigitalOcean droplets.
+    #[serde(default = "default_user")]
+    pub user: String,
+    /// Path (on the controller's machine) of the private key, OpenSSH format; ed25519 works.
+    pub private_key: String,
+}
+
+fn default_user() -> String {
+    "root".into()
+}
+
+/// The cluster-wide desired state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSpec {
+    /// SSH settings for every node.
+    pub ssh: SshSpec,
+    /// How often each node is probed with `facts`.
+    #[serde(with = "crate::duration", default = "default_probe_interval")]
+    pub probe_interval: Duration,
+    /// Deadline for one agent call.
+    #[serde(with = "crate::duration", default = "default_call_timeout")]
+    pub call_timeout: Duration,
+    /// Deadline for TCP connect plus SSH handshake and auth.
+    #[serde(with = "crate::duration", default = "default_connect_timeout")]
+    pub connect_timeout: Duration,
+}
+
+fn default_probe_interval() -> Duration {
+    DEFAULT_PROBE_INTERVAL
+}
+fn default_call_timeout() -> Duration {
+    DEFAULT_CALL_TIMEOUT
+}
+fn default_connect_timeout() -> Duration {
+    DEFAULT_CONNECT_TIMEOUT
+}
+
+/// What the controller observes about the cluster as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// The spec generation this status reflects.
+    pub observed_generation: u64,
+    /// Cluster-wide conditions.
+    pub conditions: Vec<Condition>,
+}
+
+impl Resource for ClusterSpec {
+    const KIND: &'static str = "cluster";
+    type Status = ClusterStatus;
+}

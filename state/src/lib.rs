@@ -1,0 +1,1 @@
+//! vmctl state store (sled).

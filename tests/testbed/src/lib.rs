@@ -1,0 +1,1 @@
+//! vmctl testbed library.
