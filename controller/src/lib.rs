@@ -1,1 +1,6 @@
 //! vmctl controller library.
+
+pub mod retry;
+pub mod config;
+pub mod client;
+pub mod queue;

@@ -1,0 +1,34 @@
+//! The controller's HTTP/JSON API (axum), served on a unix socket and optionally on TCP behind a
+//! bearer token. Routes are thin: they read the store, or validate and hand a document to
+//! `apply`. Everything they return is a `vmctl_protocol::api` type.
+
+mod auth;
+mod error;
+mod routes;
+mod serve;
+pub mod views;
+
+use std::sync::Arc;
+
+use vmctl_state::Store;
+
+pub use auth::BearerToken;
+pub use error::ApiFailure;
+pub use serve::{bind_unix, serve_tcp, serve_unix, SocketError};
+
+/// Called after an operator forgets a node's pinned host key, so the fleet reconnects it now.
+pub type ForgetHook = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The store.
+    pub store: Store,
+    /// Runs after `forget-hostkey` succeeds.
+    pub on_forget_hostkey: ForgetHook,
+}
+
+/// The router with every route, without authentication (the TCP listener adds it).
+pub fn router(state: ApiState) -> axum::Router {
+    routes::router(state)
+}

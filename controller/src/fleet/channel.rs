@@ -1,0 +1,168 @@
+//! One exec channel on a droplet: the running agent (or a one-shot command), its stdout split
+//! into frames and the tail of its stderr.
+//!
+//! The agent's stderr must be drained even though frames only come on stdout: unread stderr
+//! holds the channel window shut and the agent would block writing to it.
+
+use std::io;
+
+use ssh2::Channel;
+use tracing::debug;
+
+use super::config::NodeTarget;
+use super::connect::Conn;
+use super::error::FleetError;
+use super::frames::{Line, LineSplitter};
+use super::nonblocking::{read_now, Driver};
+
+/// How much of a command's stderr is kept for error messages.
+const STDERR_TAIL_BYTES: usize = 2048;
+
+/// The last bytes a command wrote to stderr.
+#[derive(Debug, Default)]
+pub struct StderrTail {
+    buf: Vec<u8>,
+}
+
+impl StderrTail {
+    /// Appends, keeping only the last [`STDERR_TAIL_BYTES`].
+    pub fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() > STDERR_TAIL_BYTES {
+            let cut = self.buf.len() - STDERR_TAIL_BYTES;
+            self.buf.drain(..cut);
+        }
+    }
+
+    /// The tail as text, trimmed.
+    #[must_use]
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buf).trim().to_owned()
+    }
+}
+
+/// How a command ended, read after the channel closed (before that libssh2 reports 0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exit {
+    /// The exit status. libssh2 also reads 0 when no status arrived; a signal is then set, or
+    /// the caller must not read 0 as success on its own.
+    pub status: i32,
+    /// The signal that killed it, without `SIG`.
+    pub signal: Option<String>,
+}
+
+impl Exit {
+    /// `status 127` or `signal KILL`, for messages.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match &self.signal {
+            Some(sig) => format!("killed by signal {sig}"),
+            None => format!("exit status {}", self.status),
+        }
+    }
+}
+
+/// What one [`ExecChannel::pump`] read.
+#[derive(Debug, Default)]
+pub struct Pumped {
+    /// Complete stdout lines.
+    pub lines: Vec<Line>,
+    /// stdout reached end of file.
+    pub eof: bool,
+}
+
+/// A command running on the droplet.
+pub struct ExecChannel {
+    /// The libssh2 channel (non-blocking, like its session).
+    pub channel: Channel,
+    lines: LineSplitter,
+    /// The command's stderr tail.
+    pub stderr: StderrTail,
+}
+
+impl ExecChannel {
+    /// Opens a session channel and runs `command` on it.
+    ///
+    /// # Errors
+    /// [`FleetError::Handshake`] when the channel or exec is refused, or the driver's
+    /// timeout / stop.
+    pub fn exec(
+        drv: &mut Driver<'_>,
+        conn: &Conn,
+        target: &NodeTarget,
+        command: &str,
+    ) -> Result<Self, FleetError> {
+        let node = &target.name;
+        let mut channel = drv.step(node, "channel open", || conn.session.channel_session())?;
+        drv.step(node, "exec", || channel.exec(command))?;
+        Ok(Self { channel, lines: LineSplitter::default(), stderr: StderrTail::default() })
+    }
+
+    /// Reads whatever stdout and stderr hold now, without waiting.
+    ///
+    /// # Errors
+    /// A read failed: the SSH session itself is gone.
+    pub fn pump(&mut self) -> io::Result<Pumped> {
+        let mut out = Pumped::default();
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match read_now(&mut self.channel, &mut buf)? {
+                Some(0) => {
+                    out.eof = self.channel.eof();
+                    break;
+                }
+                Some(n) => out.lines.extend(self.lines.feed(&buf[..n])),
+                None => break,
+            }
+        }
+        let mut stderr = self.channel.stderr();
+        while let Some(n) = read_now(&mut stderr, &mut buf)? {
+            if n == 0 {
+                break;
+            }
+            debug!(stderr = %String::from_utf8_lossy(&buf[..n]).trim_end(), "Agent wrote to stderr.");
+            self.stderr.push(&buf[..n]);
+        }
+        Ok(out)
+    }
+
+    /// Closes our side, waits for the command to end, and reads how it ended.
+    ///
+    /// # Errors
+    /// [`FleetError::Handshake`] on a channel error, or the driver's timeout / stop.
+    pub fn finish(mut self, drv: &mut Driver<'_>, node: &str) -> Result<(Exit, StderrTail), FleetError> {
+        let ch = &mut self.channel;
+        drv.step(node, "send eof", || ch.send_eof())?;
+        // Drain output until the remote side ends it, so its exit status can arrive.
+        loop {
+            let pumped = self.pump().map_err(|e| FleetError::SessionClosed {
+                node: node.to_owned(),
+                reason: e.to_string(),
+            })?;
+            if pumped.eof {
+                break;
+            }
+            drv.wait_readable().map_err(|b| drv.io_failed(node, "wait for exit", b))?;
+        }
+        let ch = &mut self.channel;
+        drv.step(node, "close", || ch.close())?;
+        drv.step(node, "wait close", || ch.wait_close())?;
+        let signal = ch.exit_signal().ok().and_then(|s| s.exit_signal);
+        let status = ch.exit_status().unwrap_or(-1);
+        Ok((Exit { status, signal }, self.stderr))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stderr_tail_keeps_the_end() {
+        let mut t = StderrTail::default();
+        t.push(&vec![b'a'; STDERR_TAIL_BYTES]);
+        t.push(b"sh: 1: /x/vmctl-agent: not found\n");
+        assert!(t.text().ends_with("not found"));
+        assert!(t.text().len() <= STDERR_TAIL_BYTES);
+    }
+}

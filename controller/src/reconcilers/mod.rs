@@ -1,0 +1,70 @@
+//! Reconcilers, one per kind: each has a pure `plan` and an executor that carries it out.
+//! [`reconcile`] dispatches a queue key to its kind's reconciler.
+
+pub mod cluster;
+pub mod node;
+pub mod pool;
+
+use std::sync::Arc;
+
+use vmctl_protocol::{cluster::ClusterSpec, node::NodeSpec, pool::PoolSpec, Resource};
+use vmctl_state::Store;
+
+use crate::{
+    fleet::{AgentBinary, Fleet},
+    queue::{Action, ObjectKey, QueueHandle, ReconcileContext, ReconcileError},
+};
+
+/// Shared by every reconcile.
+pub struct Ctx {
+    /// The store.
+    pub store: Store,
+    /// The queue, so a reconciler can wake related keys.
+    pub queue: QueueHandle,
+    /// The fleet for the current cluster spec; replaced when the SSH settings change.
+    pub fleet: cluster::FleetSlot,
+    /// The agent binary every droplet must run.
+    pub agent: AgentBinary,
+}
+
+/// Runs the reconciler for `key`'s kind.
+///
+/// # Errors
+/// The reconciler's error, for the queue's retry policy.
+pub async fn reconcile(ctx: Arc<Ctx>, key: ObjectKey, rc: ReconcileContext) -> Result<Action, ReconcileError> {
+    let _ = rc;
+    match key.kind.as_str() {
+        k if k == ClusterSpec::KIND => cluster::reconcile(&ctx, &key.name).await,
+        k if k == NodeSpec::KIND => node::reconcile(&ctx, &key.name).await,
+        k if k == PoolSpec::KIND => pool::reconcile(&ctx, &key.name).await,
+        other => Err(anyhow::anyhow!("no reconciler for kind {other:?}").into()),
+    }
+}
+
+/// Every key the periodic resync visits.
+///
+/// # Errors
+/// When the store cannot be read.
+pub fn all_keys(store: &Store) -> Result<Vec<ObjectKey>, vmctl_state::StoreError> {
+    let mut keys = Vec::new();
+    for c in store.list::<ClusterSpec>()? {
+        keys.push(ObjectKey::new(ClusterSpec::KIND, &c.metadata.name));
+    }
+    for p in store.list::<PoolSpec>()? {
+        keys.push(ObjectKey::new(PoolSpec::KIND, &p.metadata.name));
+    }
+    for n in store.list::<NodeSpec>()? {
+        keys.push(ObjectKey::new(NodeSpec::KIND, &n.metadata.name));
+    }
+    Ok(keys)
+}
+
+/// The current fleet, if a cluster spec has been applied.
+pub fn current_fleet(ctx: &Ctx) -> Option<Fleet> {
+    ctx.fleet.current()
+}
+
+/// Wraps a store error for the queue.
+pub(crate) fn store_err(e: vmctl_state::StoreError) -> ReconcileError {
+    anyhow::Error::from(e).into()
+}
