@@ -241,7 +241,9 @@ impl Deadline {
         Self {
             what: what.into(),
             // A huge `d` means "effectively never"; don't panic on overflow.
-            at: now.checked_add(d).unwrap_or(now + Duration::from_secs(86_400 * 365 * 30)),
+            at: now
+                .checked_add(d)
+                .unwrap_or(now + Duration::from_secs(86_400 * 365 * 30)),
             after: d,
         }
     }

@@ -45,6 +45,11 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
                 println!("  socket: {socket}");
                 println!("  try:    vmctl --socket {socket} status --watch");
                 println!("          vmctl --socket {socket} events --follow");
+                println!(
+                    "  break a droplet: vmctl-testbed ctl --dir {} kill-sshd {}   (start-sshd, rotate-host-key)",
+                    data.join("dev/droplets").display(),
+                    w.document.nodes.first().map_or("web-1", |n| n.name.as_str())
+                );
                 println!("  Ctrl-C tears everything down.");
                 Some(w)
             }

@@ -43,7 +43,9 @@ pub(crate) async fn run(
         Kind::Nodes => {
             let all: Vec<Stored<NodeSpec>> = client.get_json(NODES_PATH).await?;
             let items = select(all, name, "node", |n| &n.metadata.name)?;
-            emit(&mut out, format, name.is_some(), &items, |i| render_nodes(i, now))
+            emit(&mut out, format, name.is_some(), &items, |i| {
+                render_nodes(i, now)
+            })
         }
         Kind::Pools => {
             let all: Vec<Stored<PoolSpec>> = client.get_json(POOLS_PATH).await?;
@@ -158,7 +160,7 @@ mod tests {
     use vmctl_protocol::{
         node::NodeStatus,
         pool::{PoolRole, PoolStatus},
-        ObjectMeta, Object,
+        Object, ObjectMeta,
     };
 
     fn meta(name: &str) -> ObjectMeta {
@@ -191,7 +193,21 @@ mod tests {
         };
         let text = render_nodes(&[node], now);
         let row: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
-        assert_eq!(row, ["web-1", "web", "[::1]:2222", "/srv/w", "yes", "-", "-", "1m", "ago", "-"]);
+        assert_eq!(
+            row,
+            [
+                "web-1",
+                "web",
+                "[::1]:2222",
+                "/srv/w",
+                "yes",
+                "-",
+                "-",
+                "1m",
+                "ago",
+                "-"
+            ]
+        );
 
         let pool = Object {
             metadata: meta("sidekiq"),
@@ -208,13 +224,19 @@ mod tests {
         };
         let text = render_pools(&[pool]);
         let row: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
-        assert_eq!(row, ["sidekiq", "sidekiq", "push,pull", "1/2", "s-1,s-2", "-"]);
+        assert_eq!(
+            row,
+            ["sidekiq", "sidekiq", "push,pull", "1/2", "s-1,s-2", "-"]
+        );
     }
 
     #[test]
     fn a_name_filters_or_is_not_found() {
         let all = vec!["a".to_owned(), "b".to_owned()];
-        assert_eq!(select(all.clone(), Some("b"), "node", |s| s).unwrap(), ["b"]);
+        assert_eq!(
+            select(all.clone(), Some("b"), "node", |s| s).unwrap(),
+            ["b"]
+        );
         assert_eq!(select(all.clone(), None, "node", |s| s).unwrap().len(), 2);
         let err = select(all, Some("c"), "node", |s| s).unwrap_err();
         assert_eq!(err.to_string(), "node \"c\" not found");

@@ -153,10 +153,22 @@ mod tests {
     fn only_unhealthy_conditions_are_listed() {
         use ConditionStatus::{False, True, Unknown};
         let cases = [
-            (vec![cond("Reachable", True, "Ok"), cond("HostKeyMismatch", False, "Ok")], "-"),
-            (vec![cond("HostKeyMismatch", True, "Changed")], "HostKeyMismatch"),
             (
-                vec![cond("Reachable", False, "ConnectRefused"), cond("AgentReady", Unknown, "NeverProbed")],
+                vec![
+                    cond("Reachable", True, "Ok"),
+                    cond("HostKeyMismatch", False, "Ok"),
+                ],
+                "-",
+            ),
+            (
+                vec![cond("HostKeyMismatch", True, "Changed")],
+                "HostKeyMismatch",
+            ),
+            (
+                vec![
+                    cond("Reachable", False, "ConnectRefused"),
+                    cond("AgentReady", Unknown, "NeverProbed"),
+                ],
                 "Reachable=False(ConnectRefused), AgentReady=Unknown(NeverProbed)",
             ),
             (vec![], "-"),

@@ -35,6 +35,9 @@ pub(crate) async fn run(
     };
     let tty = std::io::stdout().is_terminal();
     let mut first = true;
+    // One listener for the whole watch, so a Ctrl-C during a fetch is not missed.
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
     loop {
         let frame = match client.get_json::<StatusView>(STATUS_PATH).await {
             Ok(view) => frame(format, &view, Utc::now())?,
@@ -44,7 +47,7 @@ pub(crate) async fn run(
         if format == OutputFormat::Json {
             writeln!(out, "{}", frame.trim_end())?;
         } else if tty {
-            write!(out, "{CLEAR_SCREEN}{frame}\n")?;
+            writeln!(out, "{CLEAR_SCREEN}{frame}")?;
         } else {
             if !first {
                 writeln!(out)?;
@@ -55,12 +58,16 @@ pub(crate) async fn run(
         first = false;
         tokio::select! {
             () = tokio::time::sleep(watch.interval) => {}
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = &mut ctrl_c => return Ok(()),
         }
     }
 }
 
-fn print_once(out: &mut impl Write, format: OutputFormat, view: &StatusView) -> Result<(), CliError> {
+fn print_once(
+    out: &mut impl Write,
+    format: OutputFormat,
+    view: &StatusView,
+) -> Result<(), CliError> {
     match format {
         OutputFormat::Json => output::print_json(out, view),
         OutputFormat::Table => {
@@ -204,15 +211,35 @@ mod tests {
         let text = render(&view, now);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "CLUSTER: vmst");
-        assert!(lines[2].starts_with("POOL  ROLE  READY  RELEASES"), "{text}");
+        assert!(
+            lines[2].starts_with("POOL  ROLE  READY  RELEASES"),
+            "{text}"
+        );
         assert!(lines[3].starts_with("web   web   1/2    v4.3.1"), "{text}");
         assert!(lines[5].starts_with("NAME "), "{text}");
         let web1: Vec<&str> = lines[6].split_whitespace().collect();
         assert_eq!(
             web1,
-            ["web-1", "web", "10.0.0.5:22", "yes", "0.1.0", "v4.3.1", "0.50", "37", "61", "3s", "ago", "-"]
+            [
+                "web-1",
+                "web",
+                "10.0.0.5:22",
+                "yes",
+                "0.1.0",
+                "v4.3.1",
+                "0.50",
+                "37",
+                "61",
+                "3s",
+                "ago",
+                "-"
+            ]
         );
-        assert!(lines[7].ends_with("never  Reachable=False(ConnectRefused)"), "{text}");
+        let web2: Vec<&str> = lines[7].split_whitespace().collect();
+        assert_eq!(
+            web2[web2.len() - 2..],
+            ["never", "Reachable=False(ConnectRefused)"]
+        );
     }
 
     #[test]

@@ -38,7 +38,9 @@ impl Endpoint {
             .ok_or_else(|| bad("expected http://HOST:PORT (https is not supported)"))?;
         let authority = rest.strip_suffix('/').unwrap_or(rest);
         if authority.contains(['/', '?', '#', '@']) {
-            return Err(bad("expected only http://HOST:PORT, without a path or user"));
+            return Err(bad(
+                "expected only http://HOST:PORT, without a path or user",
+            ));
         }
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
             let (host, after) = v6.split_once(']').ok_or_else(|| bad("unclosed '['"))?;

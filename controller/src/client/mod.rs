@@ -122,9 +122,15 @@ impl ApiClient {
         json: Option<Vec<u8>>,
         deadline: Duration,
     ) -> Result<Vec<u8>, ClientError> {
-        let (status, body) =
-            http::exchange(&self.endpoint, self.token.as_ref(), method, path, json, deadline)
-                .await?;
+        let (status, body) = http::exchange(
+            &self.endpoint,
+            self.token.as_ref(),
+            method,
+            path,
+            json,
+            deadline,
+        )
+        .await?;
         if status.is_success() {
             Ok(body)
         } else {

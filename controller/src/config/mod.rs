@@ -41,6 +41,14 @@ pub use error::{ConfigError, ConfigErrors};
 pub use rules::{KNOWN_QUEUES, SCHEDULER_QUEUE};
 
 use locate::Source;
+
+/// Checks an object name (cluster, pool, node) given outside a file, e.g. on the command line.
+///
+/// # Errors
+/// A sentence saying what a valid name looks like.
+pub fn check_object_name(name: &str) -> Result<(), String> {
+    rules::check_name(name)
+}
 use schema::RawCluster;
 
 /// Reads and validates a cluster file. Errors name the path as given.

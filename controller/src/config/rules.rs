@@ -38,7 +38,9 @@ pub(crate) fn check_name(name: &str) -> Result<(), String> {
 
 fn is_dns_label(label: &str) -> bool {
     (1..=63).contains(&label.len())
-        && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         && !label.starts_with('-')
         && !label.ends_with('-')
 }
@@ -103,7 +105,8 @@ pub(crate) fn check_user(user: &str) -> Result<(), String> {
     let first_ok = bytes
         .next()
         .is_some_and(|b| b.is_ascii_lowercase() || b == b'_');
-    let rest_ok = bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    let rest_ok =
+        bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
     if first_ok && rest_ok && user.len() <= 32 {
         Ok(())
     } else {
@@ -138,10 +141,16 @@ pub(crate) fn check_duration(text: &str) -> Result<Duration, String> {
 
 /// A pool role by its config name.
 pub(crate) fn parse_role(text: &str) -> Result<PoolRole, String> {
-    ROLES.into_iter().find(|r| r.as_str() == text).ok_or_else(|| {
-        let names: Vec<&str> = ROLES.iter().map(|r| r.as_str()).collect();
-        format!("unknown role {text:?}; expected one of {}", names.join(", "))
-    })
+    ROLES
+        .into_iter()
+        .find(|r| r.as_str() == text)
+        .ok_or_else(|| {
+            let names: Vec<&str> = ROLES.iter().map(|r| r.as_str()).collect();
+            format!(
+                "unknown role {text:?}; expected one of {}",
+                names.join(", ")
+            )
+        })
 }
 
 /// A Sidekiq queue name.
@@ -177,7 +186,14 @@ mod tests {
 
     #[test]
     fn addresses_are_ip_literals_or_hostnames() {
-        for ok in ["10.0.0.5", "127.0.1.2", "::1", "fe80::1", "db.example.org", "host-1"] {
+        for ok in [
+            "10.0.0.5",
+            "127.0.1.2",
+            "::1",
+            "fe80::1",
+            "db.example.org",
+            "host-1",
+        ] {
             assert!(check_address(ok).is_ok(), "{ok}");
         }
         for bad in [
@@ -208,7 +224,17 @@ mod tests {
         for ok in ["/", "/srv/droplets/web-1", "/tmp/x_y.z-1"] {
             assert!(check_root(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "srv", "/srv/../etc", "/a b", "/a'b", "/a;b", "/a$b", "/a`b", "/a\"b"] {
+        for bad in [
+            "",
+            "srv",
+            "/srv/../etc",
+            "/a b",
+            "/a'b",
+            "/a;b",
+            "/a$b",
+            "/a`b",
+            "/a\"b",
+        ] {
             assert!(check_root(bad).is_err(), "{bad}");
         }
     }

@@ -26,7 +26,14 @@ fn errors(text: &str) -> Vec<ConfigError> {
 }
 
 /// (case, text, line, column, field, message fragment)
-type Row = (&'static str, String, usize, usize, &'static str, &'static str);
+type Row = (
+    &'static str,
+    String,
+    usize,
+    usize,
+    &'static str,
+    &'static str,
+);
 
 fn rows() -> Vec<Row> {
     let hw = format!("{HEAD}{WEB}");
@@ -107,7 +114,10 @@ fn every_kind_of_error_is_located() {
         assert_eq!(e.file, FILE, "{case}");
         assert_eq!((e.line, e.column), (line, column), "{case}: {e}");
         assert_eq!(e.field, field, "{case}: {e}");
-        assert!(e.message.contains(fragment), "{case}: {e:?} lacks {fragment:?}");
+        assert!(
+            e.message.contains(fragment),
+            "{case}: {e:?} lacks {fragment:?}"
+        );
         assert!(
             e.to_string()
                 .starts_with(&format!("{FILE}:{line}:{column}: {field}: ")),
@@ -217,7 +227,10 @@ fn dotted_and_inline_tables_are_accepted() {
     assert_eq!(doc.nodes[0].spec.address, "::1");
     let bad = text.replace("\"::1\"", "\"::1\", port = 0");
     let e = &errors(&bad)[0];
-    assert_eq!((e.line, e.column, e.field.as_str()), (4, 62, "nodes[0].port"));
+    assert_eq!(
+        (e.line, e.column, e.field.as_str()),
+        (4, 62, "nodes[0].port")
+    );
 }
 
 #[test]

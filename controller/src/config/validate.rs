@@ -8,8 +8,7 @@ use toml::Spanned;
 use vmctl_protocol::{
     api::{ClusterDocument, Named},
     cluster::{
-        ClusterSpec, SshSpec, DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
-        DEFAULT_PROBE_INTERVAL,
+        ClusterSpec, SshSpec, DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PROBE_INTERVAL,
     },
     node::{NodeSpec, DEFAULT_ROOT},
     pool::{PoolRole, PoolSpec},
@@ -81,7 +80,12 @@ pub(crate) fn validate(src: &Source<'_>, raw: RawCluster) -> Result<ClusterDocum
     let name = r
         .required(&raw.name, 0, "name")
         .and_then(|n| r.check(n, "name", |s| rules::check_name(s)))
-        .map(|()| raw.name.as_ref().map(|n| n.get_ref().clone()).unwrap_or_default());
+        .map(|()| {
+            raw.name
+                .as_ref()
+                .map(|n| n.get_ref().clone())
+                .unwrap_or_default()
+        });
     let cluster = cluster_spec(&mut r, &raw);
     let pools = pools(&mut r, &raw.pools, &raw.nodes);
     let nodes = nodes(&mut r, &raw.nodes, &raw.pools);
@@ -112,7 +116,12 @@ fn duration(
 }
 
 fn cluster_spec(r: &mut Report<'_, '_>, raw: &RawCluster) -> Option<ClusterSpec> {
-    let probe_interval = duration(r, &raw.probe_interval, "probe_interval", DEFAULT_PROBE_INTERVAL);
+    let probe_interval = duration(
+        r,
+        &raw.probe_interval,
+        "probe_interval",
+        DEFAULT_PROBE_INTERVAL,
+    );
     let call_timeout = duration(r, &raw.call_timeout, "call_timeout", DEFAULT_CALL_TIMEOUT);
     let connect_timeout = duration(
         r,
@@ -142,7 +151,9 @@ fn cluster_spec(r: &mut Report<'_, '_>, raw: &RawCluster) -> Option<ClusterSpec>
 fn ssh_spec(r: &mut Report<'_, '_>, raw: &RawSsh) -> Option<SshSpec> {
     let table_at = r.src.key_span("ssh").map_or(0, |s| s.start);
     let user = match &raw.user {
-        Some(u) => r.check(u, "ssh.user", |s| rules::check_user(s)).map(|()| u.get_ref().clone()),
+        Some(u) => r
+            .check(u, "ssh.user", |s| rules::check_user(s))
+            .map(|()| u.get_ref().clone()),
         None => Some(DEFAULT_SSH_USER.to_owned()),
     };
     let key = r
@@ -260,8 +271,18 @@ fn scheduler_pool_size(
 ) {
     let members: Vec<&str> = nodes
         .iter()
-        .filter(|n| n.get_ref().pool.as_ref().is_some_and(|p| p.get_ref() == pool_name))
-        .map(|n| n.get_ref().name.as_ref().map_or("?", |s| s.get_ref().as_str()))
+        .filter(|n| {
+            n.get_ref()
+                .pool
+                .as_ref()
+                .is_some_and(|p| p.get_ref() == pool_name)
+        })
+        .map(|n| {
+            n.get_ref()
+                .name
+                .as_ref()
+                .map_or("?", |s| s.get_ref().as_str())
+        })
         .collect();
     if members.len() != 1 {
         let listed = if members.is_empty() {
@@ -299,7 +320,10 @@ fn nodes(
                 r.at(
                     n.span().start,
                     field("name"),
-                    format!("duplicate node name {:?} (first defined on line {line})", n.get_ref()),
+                    format!(
+                        "duplicate node name {:?} (first defined on line {line})",
+                        n.get_ref()
+                    ),
                 );
                 return None;
             }
@@ -309,10 +333,12 @@ fn nodes(
             r.check(p, &field("pool"), |s| pool_exists(s, pools))
                 .map(|()| p.get_ref().clone())
         });
-        let address = r.required(&node.address, at, &field("address")).and_then(|a| {
-            r.check(a, &field("address"), |s| rules::check_address(s))
-                .map(|()| a.get_ref().clone())
-        });
+        let address = r
+            .required(&node.address, at, &field("address"))
+            .and_then(|a| {
+                r.check(a, &field("address"), |s| rules::check_address(s))
+                    .map(|()| a.get_ref().clone())
+            });
         let port = match &node.port {
             Some(p) => r.check(p, &field("port"), |&n| rules::check_port(n)),
             None => Some(DEFAULT_SSH_PORT),
@@ -348,6 +374,9 @@ fn pool_exists(name: &str, pools: &BTreeMap<Spanned<String>, RawPool>) -> Result
     Err(if defined.is_empty() {
         format!("unknown pool {name:?}; no pools are defined (add a [pools.{name}] table)")
     } else {
-        format!("unknown pool {name:?}; defined pools: {}", defined.join(", "))
+        format!(
+            "unknown pool {name:?}; defined pools: {}",
+            defined.join(", ")
+        )
     })
 }

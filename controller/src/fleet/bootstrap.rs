@@ -15,7 +15,7 @@ use tracing::info;
 use vmctl_protocol::agent::{AgentError, ErrorCode, Hello, Op, Outcome, PROTOCOL_VERSION};
 
 use super::agent_binary::AgentBinary;
-use super::channel::{Exit, ExecChannel, StderrTail};
+use super::channel::{Exit, ExecChannel, OwnedChannel, StderrTail};
 use super::config::{self_install_command, NodeTarget};
 use super::connect::Conn;
 use super::error::FleetError;
@@ -160,7 +160,7 @@ pub fn probe_hello(
 ) -> Result<(Probe, Option<ExecChannel>), FleetError> {
     let mut chan = chan;
     // A write to an agent that already exited fails; its exit is then read below.
-    let _ = drv.write_all(&mut chan.channel, &encode_request(id, &Op::Hello));
+    let _ = drv.write_all(&mut *chan.channel, &encode_request(id, &Op::Hello));
     loop {
         let pumped = chan
             .pump()
@@ -214,7 +214,7 @@ pub fn upload(
         .len();
     let mode = 0o755;
     let mut scp = match drv.ssh(|| conn.session.scp_send(Path::new(&tmp), mode, size, None)) {
-        Ok(ch) => ch,
+        Ok(ch) => OwnedChannel::new(&conn.session, ch),
         Err(super::nonblocking::Blocked::Failed(e)) => {
             return Err(failed(format!("scp to {tmp} refused: {e} (is {} a writable directory?)", target.agent_dir())))
         }
@@ -235,7 +235,7 @@ pub fn upload(
             break;
         }
         hasher.update(&buf[..n]);
-        drv.write_all(&mut scp, &buf[..n])
+        drv.write_all(&mut *scp, &buf[..n])
             .map_err(|b| failed(format!("writing {tmp}: {}", drv.io_failed(node, "scp write", b))))?;
         sent += n as u64;
     }

@@ -5,8 +5,9 @@
 //! holds the channel window shut and the agent would block writing to it.
 
 use std::io;
+use std::ops::{Deref, DerefMut};
 
-use ssh2::Channel;
+use ssh2::{Channel, Session};
 use tracing::debug;
 
 use super::config::NodeTarget;
@@ -14,6 +15,60 @@ use super::connect::Conn;
 use super::error::FleetError;
 use super::frames::{Line, LineSplitter};
 use super::nonblocking::{read_now, Driver};
+
+/// How long freeing a channel or session may wait for the peer.
+const DISPOSE_TIMEOUT_MS: u32 = 500;
+
+/// A channel that is freed in blocking mode.
+///
+/// libssh2 frees a channel by sending a close; in non-blocking mode that can answer `EAGAIN`
+/// and libssh2 then leaks the channel. So the session is switched to blocking (with a short
+/// timeout) around the free, and back.
+pub struct OwnedChannel {
+    session: Session,
+    channel: Option<Channel>,
+}
+
+impl OwnedChannel {
+    /// Wraps a channel of `session`.
+    #[must_use]
+    pub fn new(session: &Session, channel: Channel) -> Self {
+        Self { session: session.clone(), channel: Some(channel) }
+    }
+}
+
+impl Deref for OwnedChannel {
+    type Target = Channel;
+
+    fn deref(&self) -> &Channel {
+        // Only `drop` takes the channel out.
+        self.channel.as_ref().unwrap_or_else(|| unreachable!("channel taken before drop"))
+    }
+}
+
+impl DerefMut for OwnedChannel {
+    fn deref_mut(&mut self) -> &mut Channel {
+        self.channel.as_mut().unwrap_or_else(|| unreachable!("channel taken before drop"))
+    }
+}
+
+impl Drop for OwnedChannel {
+    fn drop(&mut self) {
+        let was_blocking = self.session.is_blocking();
+        self.session.set_timeout(DISPOSE_TIMEOUT_MS);
+        self.session.set_blocking(true);
+        drop(self.channel.take());
+        self.session.set_blocking(was_blocking);
+        self.session.set_timeout(0);
+    }
+}
+
+/// Ends a session politely and frees it in blocking mode (see [`OwnedChannel`]).
+pub fn dispose_session(session: &Session) {
+    session.set_timeout(DISPOSE_TIMEOUT_MS);
+    session.set_blocking(true);
+    let _ = session.disconnect(None, "vmctld closing session", None);
+}
 
 /// How much of a command's stderr is kept for error messages.
 const STDERR_TAIL_BYTES: usize = 2048;
@@ -74,7 +129,7 @@ pub struct Pumped {
 /// A command running on the droplet.
 pub struct ExecChannel {
     /// The libssh2 channel (non-blocking, like its session).
-    pub channel: Channel,
+    pub channel: OwnedChannel,
     lines: LineSplitter,
     /// The command's stderr tail.
     pub stderr: StderrTail,
@@ -93,7 +148,8 @@ impl ExecChannel {
         command: &str,
     ) -> Result<Self, FleetError> {
         let node = &target.name;
-        let mut channel = drv.step(node, "channel open", || conn.session.channel_session())?;
+        let channel = drv.step(node, "channel open", || conn.session.channel_session())?;
+        let mut channel = OwnedChannel::new(&conn.session, channel);
         drv.step(node, "exec", || channel.exec(command))?;
         Ok(Self { channel, lines: LineSplitter::default(), stderr: StderrTail::default() })
     }
@@ -106,7 +162,7 @@ impl ExecChannel {
         let mut out = Pumped::default();
         let mut buf = [0u8; 16 * 1024];
         loop {
-            match read_now(&mut self.channel, &mut buf)? {
+            match read_now(&mut *self.channel, &mut buf)? {
                 Some(0) => {
                     out.eof = self.channel.eof();
                     break;

@@ -14,6 +14,7 @@ use ssh2::Session;
 use tracing::{debug, info};
 use vmctl_protocol::meta::Timestamp;
 
+use super::channel::dispose_session;
 use super::config::{FleetConfig, NodeTarget};
 use super::error::FleetError;
 use super::events::FleetEvent;
@@ -29,6 +30,12 @@ pub struct Conn {
     pub session: Session,
     /// A duplicate of the socket libssh2 owns: polled, and used for `TCP_QUICKACK`.
     pub stream: TcpStream,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        dispose_session(&self.session);
+    }
 }
 
 /// Connects, checks the host key and logs in, all before `deadline`.

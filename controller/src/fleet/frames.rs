@@ -137,12 +137,6 @@ impl Mux {
         self.waiting.insert(id, waiter);
     }
 
-    /// How many calls are in flight.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.waiting.len()
-    }
-
     /// Whether no call is in flight.
     #[must_use]
     pub fn is_empty(&self) -> bool {

@@ -16,6 +16,10 @@ use super::handle::{QueueReceiver, Request};
 use super::scheduler::{Outcome, Scheduler};
 use super::{Action, ObjectKey, QueueConfig, Reason, ReconcileContext, ReconcileError, RetryHint};
 
+/// How many enqueues are merged per pass of the loop before due keys get a chance to start,
+/// so a flood of triggers cannot starve the runs.
+const MAX_BURST: usize = 1024;
+
 /// Runs the work queue until `shutdown` resolves, then stops taking new work, waits for the
 /// reconciles in flight to finish, and returns.
 ///
@@ -49,7 +53,15 @@ pub async fn run<F, Fut>(
     F: Fn(ObjectKey, ReconcileContext) -> Fut,
     Fut: Future<Output = Result<Action, ReconcileError>> + Send + 'static,
 {
-    run_with_jitter(rx, config, list_keys, reconcile, shutdown, rand::random::<f64>).await;
+    run_with_jitter(
+        rx,
+        config,
+        list_keys,
+        reconcile,
+        shutdown,
+        rand::random::<f64>,
+    )
+    .await;
 }
 
 /// [`run`] with the jitter source injected, so tests are deterministic.
@@ -89,7 +101,9 @@ pub(crate) async fn run_with_jitter<F, Fut>(
                 attempt = ctx.attempt,
                 reason = %ctx.reason,
             );
-            let fut = reconcile(key.clone(), ctx).instrument(span.clone());
+            let fut = span
+                .in_scope(|| reconcile(key.clone(), ctx))
+                .instrument(span.clone());
             let id = tasks.spawn(fut).id();
             in_flight.insert(id, (key, span));
         }
@@ -127,8 +141,17 @@ pub(crate) async fn run_with_jitter<F, Fut>(
                 }
             }
             msg = rx.rx.recv(), if accepting && rx_open => match msg {
-                Some(Request { key, at, reason }) => {
-                    scheduler.schedule(key, at, Reason::Trigger(reason), Instant::now());
+                Some(first) => {
+                    // Take the whole burst before starting anything, so duplicates in it
+                    // merge instead of making the key run, then run again as dirty.
+                    let now = Instant::now();
+                    let mut req = Some(first);
+                    let mut taken = 0;
+                    while let Some(Request { key, at, reason }) = req {
+                        scheduler.schedule(key, at, Reason::Trigger(reason), now);
+                        taken += 1;
+                        req = if taken < MAX_BURST { rx.rx.try_recv().ok() } else { None };
+                    }
                 }
                 // Every handle is gone; retries, requeues and the resync still run.
                 None => rx_open = false,
@@ -170,7 +193,10 @@ fn log_failure(e: &ReconcileError, retry_in: Option<std::time::Duration>) {
             retry_in = %humantime::format_duration(delay),
             "Reconcile failed; will retry."
         ),
-        None => tracing::warn!(error, "Reconcile failed; waiting for a change or the resync."),
+        None => tracing::warn!(
+            error,
+            "Reconcile failed; waiting for a change or the resync."
+        ),
     }
 }
 

@@ -132,7 +132,8 @@ impl Scheduler {
             .get_mut(&key)
             .expect("every timeline entry has a key state");
         let pending = state.pending.take().expect("timeline entry is pending");
-        let counts = state.failures == 0 || state.retry_due.map_or(true, |due| now >= due);
+        let in_backoff = matches!(state.retry_due, Some(due) if now < due);
+        let counts = state.failures == 0 || !in_backoff;
         state.running = Some(counts);
         let ctx = ReconcileContext {
             attempt: state.failures.saturating_add(1),
@@ -150,9 +151,7 @@ impl Scheduler {
         jitter_sample: f64,
         now: Instant,
     ) -> Option<Duration> {
-        let Some(state) = self.keys.get_mut(key) else {
-            return None;
-        };
+        let state = self.keys.get_mut(key)?;
         let counts = state.running.take().unwrap_or(true);
         let (next, retry_in) = match outcome {
             Outcome::Success(action) => {
@@ -167,7 +166,9 @@ impl Scheduler {
                 let due = if counts {
                     state.failures = state.failures.saturating_add(1);
                     let delay = match hint {
-                        RetryHint::Backoff => Some(self.backoff.delay(state.failures, jitter_sample)),
+                        RetryHint::Backoff => {
+                            Some(self.backoff.delay(state.failures, jitter_sample))
+                        }
                         RetryHint::After(d) => Some(self.backoff.clamp(d)),
                         RetryHint::NoRetry => None,
                     };

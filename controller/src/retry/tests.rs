@@ -98,10 +98,7 @@ fn deserializing_checks_the_invariants() {
     }
     let good: Cfg = toml::from_str("backoff = { min = \"1s\", max = \"5m\", jitter = 0.2 }")
         .expect("valid config parses");
-    assert_eq!(
-        good.backoff,
-        Backoff::try_new(SEC, 300 * SEC, 0.2).unwrap()
-    );
+    assert_eq!(good.backoff, Backoff::try_new(SEC, 300 * SEC, 0.2).unwrap());
     let bad = toml::from_str::<Cfg>("backoff = { min = \"10s\", max = \"1s\" }")
         .err()
         .expect("min above max must fail");
@@ -151,7 +148,10 @@ fn delay_never_exceeds_max_nor_drops_below_jittered_min() {
         for attempt in sample_attempts() {
             for sample in sample_jitters() {
                 let d = b.delay(attempt, sample);
-                assert!(d <= b.max(), "{b:?} attempt {attempt} sample {sample}: {d:?}");
+                assert!(
+                    d <= b.max(),
+                    "{b:?} attempt {attempt} sample {sample}: {d:?}"
+                );
                 assert!(d >= floor, "{b:?} attempt {attempt} sample {sample}: {d:?}");
             }
         }
@@ -189,7 +189,9 @@ fn attempts_count_up_from_one_and_reset() {
 
 #[test]
 fn attempts_saturate_instead_of_wrapping() {
-    let mut a = Attempts { count: u32::MAX - 1 };
+    let mut a = Attempts {
+        count: u32::MAX - 1,
+    };
     assert_eq!(a.next(), u32::MAX);
     assert_eq!(a.next(), u32::MAX);
 }
@@ -228,7 +230,10 @@ async fn deadline_run_reports_what_it_waited_for() {
         .run(std::future::pending::<()>())
         .await
         .expect_err("pending never finishes");
-    assert_eq!(err.to_string(), "timed out after 5s waiting for droplet 7 to boot");
+    assert_eq!(
+        err.to_string(),
+        "timed out after 5s waiting for droplet 7 to boot"
+    );
 }
 
 #[test]

@@ -20,7 +20,10 @@ use vmctl_testbed::droplets::names::{numbered_names, parse_pools, pool_names};
 use vmctl_testbed::{DropletFarm, Manifest};
 
 #[derive(Parser)]
-#[command(name = "vmctl-testbed", about = "The simulated world vmctl is tested in")]
+#[command(
+    name = "vmctl-testbed",
+    about = "The simulated world vmctl is tested in"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -30,6 +33,31 @@ struct Cli {
 enum Command {
     /// Start simulated droplets (real sshd on loopback addresses) and keep them up.
     Droplets(DropletsArgs),
+    /// Act on a droplet of a running `droplets` farm through its control socket, e.g. to
+    /// watch vmctld notice a dead droplet in dev mode.
+    Ctl(CtlArgs),
+}
+
+#[derive(Args)]
+struct CtlArgs {
+    /// The farm's folder (the `--dir` it was started with); its control.sock is used.
+    #[arg(long)]
+    dir: PathBuf,
+    /// What to do.
+    #[arg(value_enum)]
+    op: CtlOp,
+    /// The droplet's name, e.g. web-1.
+    name: String,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CtlOp {
+    /// Kill the droplet's sshd and every process under it.
+    KillSshd,
+    /// Start its sshd again, same address and host key.
+    StartSshd,
+    /// Give it a new host key and restart its sshd.
+    RotateHostKey,
 }
 
 #[derive(Args)]
@@ -68,6 +96,23 @@ fn main() -> Result<()> {
         .init();
     match Cli::parse().command {
         Command::Droplets(args) => run_droplets(&args),
+        Command::Ctl(args) => run_ctl(&args),
+    }
+}
+
+fn run_ctl(args: &CtlArgs) -> Result<()> {
+    let op = match args.op {
+        CtlOp::KillSshd => control::ControlOp::KillSshd,
+        CtlOp::StartSshd => control::ControlOp::StartSshd,
+        CtlOp::RotateHostKey => control::ControlOp::RotateHostKey,
+    };
+    let socket = args.dir.join("control.sock");
+    let request = control::ControlRequest { op, name: args.name.clone() };
+    let response = control::request(&socket, &request)
+        .with_context(|| format!("is a farm running in {}?", args.dir.display()))?;
+    match response.error {
+        None if response.ok => Ok(()),
+        error => anyhow::bail!("{}", error.unwrap_or_else(|| "the farm refused the request".into())),
     }
 }
 

@@ -22,7 +22,9 @@ const DEADLINE: Duration = Duration::from_secs(20);
 fn start(dir: &Path, size: &[&str]) -> (Child, PathBuf) {
     let (_key, public) = generate_client_key(&dir.join("client")).unwrap();
     let key_file = dir.join("client/id_ed25519.pub");
-    assert!(std::fs::read_to_string(&key_file).unwrap().starts_with(&public));
+    assert!(std::fs::read_to_string(&key_file)
+        .unwrap()
+        .starts_with(&public));
     let manifest = dir.join("manifest.json");
     let mut child = Command::new(env!("CARGO_BIN_EXE_vmctl-testbed"))
         .arg("droplets")
@@ -62,8 +64,11 @@ fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
 
 fn accepts(address: &str) -> bool {
     let address: Ipv4Addr = address.parse().unwrap();
-    TcpStream::connect_timeout(&SocketAddrV4::new(address, 22).into(), Duration::from_secs(1))
-        .is_ok()
+    TcpStream::connect_timeout(
+        &SocketAddrV4::new(address, 22).into(),
+        Duration::from_secs(1),
+    )
+    .is_ok()
 }
 
 fn ask(socket: &Path, op: ControlOp, name: &str) -> control::ControlResponse {
@@ -89,7 +94,11 @@ fn binary_serves_pools_and_control_socket_then_stops_when_stdin_closes() {
         .collect();
     assert_eq!(
         names,
-        [("web-1", Some("web")), ("web-2", Some("web")), ("exec-1", Some("exec"))]
+        [
+            ("web-1", Some("web")),
+            ("web-2", Some("web")),
+            ("exec-1", Some("exec"))
+        ]
     );
     for droplet in &manifest.droplets {
         assert!(accepts(&droplet.address), "{} refuses TCP", droplet.name);
@@ -112,7 +121,10 @@ fn binary_serves_pools_and_control_socket_then_stops_when_stdin_closes() {
 
     let pid = i32::try_from(child.id()).unwrap();
     let processes: BTreeSet<i32> = tree(Some(pid), None);
-    assert!(processes.len() > 3, "expected the binary and its sshds: {processes:?}");
+    assert!(
+        processes.len() > 3,
+        "expected the binary and its sshds: {processes:?}"
+    );
     drop(child.stdin.take());
     assert!(wait_exit(&mut child).success());
     wait_until("every sshd of the binary is gone", DEADLINE, || {

@@ -24,20 +24,37 @@ fn all_gone(pids: &BTreeSet<i32>) -> bool {
 fn three_droplets_serve_ssh_with_their_own_host_keys_and_root_folders() {
     let dir = tempfile::tempdir().unwrap();
     let (key, public) = generate_client_key(&dir.path().join("client")).unwrap();
-    let mut farm = DropletFarm::start(&dir.path().join("farm"), &names("node", 3), &public).unwrap();
+    let mut farm =
+        DropletFarm::start(&dir.path().join("farm"), &names("node", 3), &public).unwrap();
 
     let addresses: BTreeSet<_> = farm.droplets().iter().map(|d| d.address).collect();
     assert_eq!(addresses.len(), 3, "droplets share an address");
     for droplet in farm.droplets() {
         assert!(accepts_tcp(droplet), "{} refuses TCP", droplet.name);
         assert!(droplet.host_key_public.starts_with("ssh-ed25519 AAAA"));
-        assert!(ssh_ok(&key, droplet, Some(&droplet.host_key_public), "true"));
+        assert!(ssh_ok(
+            &key,
+            droplet,
+            Some(&droplet.host_key_public),
+            "true"
+        ));
         let hostname = std::fs::read_to_string(droplet.root.join("etc/hostname")).unwrap();
         assert_eq!(hostname.trim(), droplet.name);
         for dir in ["home/mastodon", "var/lib/vmctl/bin", "run/vmctl/services"] {
-            assert!(droplet.root.join(dir).is_dir(), "{} lacks {dir}", droplet.name);
+            assert!(
+                droplet.root.join(dir).is_dir(),
+                "{} lacks {dir}",
+                droplet.name
+            );
         }
         assert!(droplet.root.join("etc/os-release").is_file());
+        let env = ssh(&key, droplet, None, "echo $VMCTL_ROOT")
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&env.stdout).trim(),
+            droplet.root.to_str().unwrap()
+        );
     }
     let sshd_pids: BTreeSet<i32> = farm
         .droplets()
@@ -64,16 +81,23 @@ fn kill_sshd_ends_open_sessions_and_start_sshd_brings_back_the_same_host_key() {
 
     let mut session = ssh(&key, droplet, None, "sleep 30").spawn().unwrap();
     let mut tree = BTreeSet::new();
-    wait_until("the remote sleep runs under the droplet's sshd", DEADLINE, || {
-        tree = farm.get(&name).unwrap().processes();
-        tree.iter().any(|&pid| comm(pid).as_deref() == Some("sleep"))
-    });
+    wait_until(
+        "the remote sleep runs under the droplet's sshd",
+        DEADLINE,
+        || {
+            tree = farm.get(&name).unwrap().processes();
+            tree.iter()
+                .any(|&pid| comm(pid).as_deref() == Some("sleep"))
+        },
+    );
 
     farm.kill_sshd(&name).unwrap();
     let droplet = farm.get(&name).unwrap();
     assert!(!droplet.is_running());
     assert!(!accepts_tcp(droplet), "killed sshd still accepts TCP");
-    wait_until("the session's processes are gone", DEADLINE, || all_gone(&tree));
+    wait_until("the session's processes are gone", DEADLINE, || {
+        all_gone(&tree)
+    });
     wait_until("the ssh client sees its session end", DEADLINE, || {
         session.try_wait().unwrap().is_some()
     });
@@ -93,7 +117,8 @@ fn kill_sshd_ends_open_sessions_and_start_sshd_brings_back_the_same_host_key() {
 fn rotate_host_key_presents_a_new_key_on_the_same_address() {
     let dir = tempfile::tempdir().unwrap();
     let (key, public) = generate_client_key(&dir.path().join("client")).unwrap();
-    let mut farm = DropletFarm::start(&dir.path().join("farm"), &names("exec", 1), &public).unwrap();
+    let mut farm =
+        DropletFarm::start(&dir.path().join("farm"), &names("exec", 1), &public).unwrap();
     let before = farm.droplets()[0].host_key_public.clone();
     let address = farm.droplets()[0].address;
 
@@ -101,7 +126,12 @@ fn rotate_host_key_presents_a_new_key_on_the_same_address() {
     let droplet = farm.get("exec-1").unwrap();
     assert_ne!(droplet.host_key_public, before);
     assert_eq!(droplet.address, address);
-    assert!(ssh_ok(&key, droplet, Some(&droplet.host_key_public), "true"));
+    assert!(ssh_ok(
+        &key,
+        droplet,
+        Some(&droplet.host_key_public),
+        "true"
+    ));
     let pinned_old = ssh(&key, droplet, Some(&before), "true").output().unwrap();
     assert!(!pinned_old.status.success(), "old host key still accepted");
 }
@@ -129,14 +159,17 @@ fn kill_sshd_also_kills_processes_a_session_detached() {
     assert!(farm.get("svc-1").unwrap().processes().contains(&daemon));
 
     farm.kill_sshd("svc-1").unwrap();
-    wait_until("the detached daemon is gone", DEADLINE, || !is_alive(daemon));
+    wait_until("the detached daemon is gone", DEADLINE, || {
+        !is_alive(daemon)
+    });
 }
 
 #[test]
 fn add_and_remove_change_the_farm() {
     let dir = tempfile::tempdir().unwrap();
     let (key, public) = generate_client_key(&dir.path().join("client")).unwrap();
-    let mut farm = DropletFarm::start(&dir.path().join("farm"), &names("pool", 1), &public).unwrap();
+    let mut farm =
+        DropletFarm::start(&dir.path().join("farm"), &names("pool", 1), &public).unwrap();
 
     let added = farm.add("pool-2").unwrap();
     assert!(ssh_ok(&key, added, None, "true"));
@@ -150,7 +183,9 @@ fn add_and_remove_change_the_farm() {
     farm.remove("pool-1").unwrap();
     assert!(!folder.exists());
     assert!(farm.get("pool-1").is_none());
-    wait_until("the removed droplet's sshd is gone", DEADLINE, || !is_alive(pid));
+    wait_until("the removed droplet's sshd is gone", DEADLINE, || {
+        !is_alive(pid)
+    });
     assert!(matches!(
         farm.remove("pool-1"),
         Err(TestbedError::UnknownDroplet { .. })
@@ -175,7 +210,9 @@ fn twenty_droplets_start_in_parallel() {
         .map(|d| d.sshd_pid().unwrap() as i32)
         .collect();
     drop(farm);
-    wait_until("dropping the farm killed every sshd", DEADLINE, || all_gone(&pids));
+    wait_until("dropping the farm killed every sshd", DEADLINE, || {
+        all_gone(&pids)
+    });
 }
 
 #[test]

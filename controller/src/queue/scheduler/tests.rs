@@ -115,7 +115,10 @@ fn failures_back_off_exponentially_up_to_the_cap_and_success_resets() {
 #[test]
 fn the_jitter_sample_shortens_the_retry_delay() {
     let t0 = Instant::now();
-    let mut s = Scheduler::new(Backoff::try_new(10 * SEC, 60 * SEC, 0.5).unwrap(), 3_600 * SEC);
+    let mut s = Scheduler::new(
+        Backoff::try_new(10 * SEC, 60 * SEC, 0.5).unwrap(),
+        3_600 * SEC,
+    );
     s.schedule(key("a"), Some(t0), TRIGGER, t0);
     let _ = s.pop_ready(t0).unwrap();
     let d = s.finish(&key("a"), Outcome::Failure(RetryHint::Backoff), 0.5, t0);
@@ -133,7 +136,12 @@ fn retry_after_hints_are_clamped_into_the_backoff_range() {
     assert_eq!(d, Some(60 * SEC));
     let (_, ctx) = s.pop_ready(t0 + 60 * SEC).unwrap();
     assert_eq!((ctx.attempt, ctx.reason), (2, Reason::Retry));
-    let d = s.finish(&k, Outcome::Failure(RetryHint::After(Duration::ZERO)), 0.0, t0);
+    let d = s.finish(
+        &k,
+        Outcome::Failure(RetryHint::After(Duration::ZERO)),
+        0.0,
+        t0,
+    );
     assert_eq!(d, Some(SEC));
 }
 
@@ -144,9 +152,17 @@ fn a_no_retry_failure_waits_for_a_trigger_and_keeps_counting() {
     let k = key("a");
     s.schedule(k.clone(), Some(t0), TRIGGER, t0);
     let _ = s.pop_ready(t0).unwrap();
-    assert_eq!(s.finish(&k, Outcome::Failure(RetryHint::NoRetry), 0.0, t0), None);
+    assert_eq!(
+        s.finish(&k, Outcome::Failure(RetryHint::NoRetry), 0.0, t0),
+        None
+    );
     assert_eq!(s.next_due(), None);
-    s.schedule(k.clone(), Some(t0 + 10 * SEC), Reason::Resync, t0 + 10 * SEC);
+    s.schedule(
+        k.clone(),
+        Some(t0 + 10 * SEC),
+        Reason::Resync,
+        t0 + 10 * SEC,
+    );
     let (_, ctx) = s.pop_ready(t0 + 10 * SEC).unwrap();
     assert_eq!((ctx.attempt, ctx.reason), (2, Reason::Resync));
 }
@@ -156,7 +172,10 @@ fn a_no_retry_failure_waits_for_a_trigger_and_keeps_counting() {
 #[test]
 fn failures_of_attempts_that_cut_the_backoff_short_do_not_raise_the_count() {
     let t0 = Instant::now();
-    let mut s = Scheduler::new(Backoff::try_new(10 * SEC, 600 * SEC, 0.0).unwrap(), 3_600 * SEC);
+    let mut s = Scheduler::new(
+        Backoff::try_new(10 * SEC, 600 * SEC, 0.0).unwrap(),
+        3_600 * SEC,
+    );
     let k = key("a");
     s.schedule(k.clone(), Some(t0), TRIGGER, t0);
     assert_eq!(fail_at(&mut s, &k, t0), Some(10 * SEC));
@@ -187,7 +206,10 @@ fn failures_of_attempts_that_cut_the_backoff_short_do_not_raise_the_count() {
 #[test]
 fn an_early_attempt_asking_for_a_later_retry_pushes_the_scheduled_retry_back() {
     let t0 = Instant::now();
-    let mut s = Scheduler::new(Backoff::try_new(10 * SEC, 600 * SEC, 0.0).unwrap(), 3_600 * SEC);
+    let mut s = Scheduler::new(
+        Backoff::try_new(10 * SEC, 600 * SEC, 0.0).unwrap(),
+        3_600 * SEC,
+    );
     let k = key("a");
     s.schedule(k.clone(), Some(t0), TRIGGER, t0);
     assert_eq!(fail_at(&mut s, &k, t0), Some(10 * SEC));

@@ -31,18 +31,33 @@ pub fn is_allowed(address: Ipv4Addr) -> bool {
 }
 
 /// Draws a random allowed address that is not in `taken` and whose port 22 can be bound now.
-/// Returns `None` when `tries` draws all failed.
-pub fn pick_free(taken: &HashSet<Ipv4Addr>, tries: usize) -> Option<Ipv4Addr> {
+/// Returns `Ok(None)` when `tries` draws were all taken.
+///
+/// # Errors
+/// A bind that failed for a reason other than the address being in use (most often: not
+/// root, so port 22 is out of reach), since trying more addresses would not help.
+pub fn pick_free(
+    taken: &HashSet<Ipv4Addr>,
+    tries: usize,
+) -> Result<Option<Ipv4Addr>, std::io::Error> {
     let mut rng = rand::thread_rng();
-    (0..tries)
-        .map(|_| candidate(rng.gen(), rng.gen(), rng.gen()))
-        .find(|address| !taken.contains(address) && port_is_free(*address))
+    for _ in 0..tries {
+        let address = candidate(rng.gen(), rng.gen(), rng.gen());
+        if !taken.contains(&address) && port_is_free(address)? {
+            return Ok(Some(address));
+        }
+    }
+    Ok(None)
 }
 
 /// Binds and drops a listener. A `true` is only a hint: another process may take the
 /// address before sshd binds it, which the launcher detects and retries.
-pub fn port_is_free(address: Ipv4Addr) -> bool {
-    TcpListener::bind(SocketAddrV4::new(address, SSH_PORT)).is_ok()
+pub fn port_is_free(address: Ipv4Addr) -> Result<bool, std::io::Error> {
+    match TcpListener::bind(SocketAddrV4::new(address, SSH_PORT)) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

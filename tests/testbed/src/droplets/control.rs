@@ -155,7 +155,9 @@ pub fn request(socket: &Path, request: &ControlRequest) -> Result<ControlRespons
     };
     let mut stream = UnixStream::connect(socket).map_err(io)?;
     stream.set_read_timeout(Some(CLIENT_DEADLINE)).map_err(io)?;
-    stream.set_write_timeout(Some(CLIENT_DEADLINE)).map_err(io)?;
+    stream
+        .set_write_timeout(Some(CLIENT_DEADLINE))
+        .map_err(io)?;
     let mut line = serde_json::to_string(request).map_err(|e| io(std::io::Error::other(e)))?;
     line.push('\n');
     stream.write_all(line.as_bytes()).map_err(io)?;

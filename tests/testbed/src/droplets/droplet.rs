@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::fs;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -42,6 +42,16 @@ impl Droplet {
     /// The PID of its listening sshd, or `None` while sshd is stopped.
     pub fn sshd_pid(&self) -> Option<u32> {
         self.sshd.as_ref().map(SshdProcess::pid)
+    }
+
+    /// Where its sshd listens.
+    pub fn socket_addr(&self) -> SocketAddrV4 {
+        SocketAddrV4::new(self.address, self.port)
+    }
+
+    /// `"<address> ssh-ed25519 AAAA..."`, a line for an OpenSSH known_hosts file.
+    pub fn known_hosts_line(&self) -> String {
+        format!("{} {}", self.address, self.host_key_public)
     }
 
     /// True while its sshd runs.
@@ -129,7 +139,12 @@ impl Droplet {
         for _ in 0..MAX_ADDRESS_TRIES {
             let picked = {
                 let mut taken = taken.lock().unwrap_or_else(|p| p.into_inner());
-                let picked = address::pick_free(&taken, MAX_ADDRESS_TRIES);
+                let picked = address::pick_free(&taken, MAX_ADDRESS_TRIES).map_err(|source| {
+                    TestbedError::ProbeAddress {
+                        name: self.name.clone(),
+                        source,
+                    }
+                })?;
                 if let Some(address) = picked {
                     taken.insert(address);
                 }
@@ -159,6 +174,7 @@ impl Droplet {
             SshdPaths {
                 host_key: &self.host_key_path(),
                 authorized_keys: &self.authorized_keys_path(),
+                root: &self.root,
             },
             &self.marker,
         );

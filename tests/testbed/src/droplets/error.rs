@@ -97,6 +97,16 @@ pub enum TestbedError {
         /// The last lines of its sshd.log.
         log_tail: String,
     },
+    /// Binding port 22 to test an address failed for a reason other than it being taken
+    /// (most often: not running as root).
+    #[error("probing a loopback address on port 22 for droplet {name}")]
+    ProbeAddress {
+        /// The droplet.
+        name: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// Every address tried was taken (by another test process, most likely).
     #[error("no free loopback address for droplet {name} after {tries} tries")]
     AddressesExhausted {
@@ -160,6 +170,15 @@ pub enum TestbedError {
     /// A worker thread of the parallel start panicked.
     #[error("a droplet start thread panicked")]
     StartThreadPanicked,
+    /// A manifest could not be encoded as JSON.
+    #[error("encoding manifest {path}")]
+    EncodeManifest {
+        /// The file it was for.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
     /// A manifest could not be parsed.
     #[error("parsing manifest {path}")]
     ParseManifest {

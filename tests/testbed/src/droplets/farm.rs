@@ -39,7 +39,10 @@ impl DropletFarm {
         names: &[String],
         authorized_key: &str,
     ) -> Result<DropletFarm, TestbedError> {
-        let line_count = authorized_key.lines().filter(|l| !l.trim().is_empty()).count();
+        let line_count = authorized_key
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count();
         if line_count != 1 {
             return Err(TestbedError::InvalidAuthorizedKey { line_count });
         }
@@ -59,7 +62,11 @@ impl DropletFarm {
         let mut farm = DropletFarm {
             dir,
             authorized_key: authorized_key.trim().to_owned(),
-            farm_id: format!("{:x}-{:08x}", std::process::id(), rand::thread_rng().gen::<u32>()),
+            farm_id: format!(
+                "{:x}-{:08x}",
+                std::process::id(),
+                rand::thread_rng().gen::<u32>()
+            ),
             droplets: Vec::with_capacity(names.len()),
         };
         farm.droplets = farm.provision_all(names)?;

@@ -55,12 +55,11 @@ impl Manifest {
     /// Writes the manifest so that a reader sees the old file or the whole new one, never
     /// a half-written one: a temp file in the same folder, then a rename.
     pub fn write_atomic(&self, path: &Path) -> Result<(), TestbedError> {
-        let text = serde_json::to_string_pretty(self).map_err(|source| {
-            TestbedError::ParseManifest {
+        let text =
+            serde_json::to_string_pretty(self).map_err(|source| TestbedError::ParseManifest {
                 path: path.to_path_buf(),
                 source,
-            }
-        })?;
+            })?;
         let mut temp_name = path.as_os_str().to_owned();
         temp_name.push(format!(".tmp{}", std::process::id()));
         let temp = Path::new(&temp_name);
@@ -122,6 +121,10 @@ mod tests {
         let manifest = Manifest { droplets: vec![] };
         manifest.write_atomic(&path).unwrap();
         assert_eq!(Manifest::read(&path).unwrap(), manifest);
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "temp file left behind");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "temp file left behind"
+        );
     }
 }

@@ -51,13 +51,17 @@ pub fn parse_pools(text: &str) -> Result<Vec<(String, usize)>, PoolsError> {
 pub fn pool_names(pools: &[(String, usize)]) -> Vec<(String, Option<String>)> {
     pools
         .iter()
-        .flat_map(|(pool, count)| (1..=*count).map(move |i| (format!("{pool}-{i}"), Some(pool.clone()))))
+        .flat_map(|(pool, count)| {
+            (1..=*count).map(move |i| (format!("{pool}-{i}"), Some(pool.clone())))
+        })
         .collect()
 }
 
 /// `<prefix>-1 … <prefix>-<count>`, in no pool.
 pub fn numbered_names(prefix: &str, count: usize) -> Vec<(String, Option<String>)> {
-    (1..=count).map(|i| (format!("{prefix}-{i}"), None)).collect()
+    (1..=count)
+        .map(|i| (format!("{prefix}-{i}"), None))
+        .collect()
 }
 
 #[cfg(test)]
@@ -68,15 +72,28 @@ mod tests {
     fn parse_pools_reads_the_documented_form() {
         assert_eq!(
             parse_pools("web=2, streaming=1,sidekiq=0").unwrap(),
-            vec![("web".into(), 2), ("streaming".into(), 1), ("sidekiq".into(), 0)]
+            vec![
+                ("web".into(), 2),
+                ("streaming".into(), 1),
+                ("sidekiq".into(), 0)
+            ]
         );
     }
 
     #[test]
     fn parse_pools_refuses_bad_entries() {
-        assert!(matches!(parse_pools("web"), Err(PoolsError::Malformed { .. })));
-        assert!(matches!(parse_pools("web=x"), Err(PoolsError::Malformed { .. })));
-        assert!(matches!(parse_pools("=2"), Err(PoolsError::Malformed { .. })));
+        assert!(matches!(
+            parse_pools("web"),
+            Err(PoolsError::Malformed { .. })
+        ));
+        assert!(matches!(
+            parse_pools("web=x"),
+            Err(PoolsError::Malformed { .. })
+        ));
+        assert!(matches!(
+            parse_pools("=2"),
+            Err(PoolsError::Malformed { .. })
+        ));
         assert_eq!(
             parse_pools("web=1,web=2"),
             Err(PoolsError::Duplicate { pool: "web".into() })
@@ -96,6 +113,9 @@ mod tests {
                 ("exec-1".into(), Some("exec".into())),
             ]
         );
-        assert_eq!(numbered_names("node", 2), vec![("node-1".into(), None), ("node-2".into(), None)]);
+        assert_eq!(
+            numbered_names("node", 2),
+            vec![("node-1".into(), None), ("node-2".into(), None)]
+        );
     }
 }

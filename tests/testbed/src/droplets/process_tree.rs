@@ -71,7 +71,12 @@ pub fn process_table() -> Vec<ProcessRow> {
     };
     entries
         .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
         .filter_map(|e| fs::read_to_string(e.path().join("stat")).ok())
         .filter_map(|stat| parse_stat(&stat))
         .collect()
@@ -105,7 +110,10 @@ pub fn tree(root: Option<i32>, marker: Option<&str>) -> BTreeSet<i32> {
 pub fn kill_tree(root: i32, marker: Option<&str>) -> Result<BTreeSet<i32>, TestbedError> {
     let mut frozen = BTreeSet::new();
     for _ in 0..MAX_FREEZE_ROUNDS {
-        let fresh: Vec<i32> = tree(Some(root), marker).difference(&frozen).copied().collect();
+        let fresh: Vec<i32> = tree(Some(root), marker)
+            .difference(&frozen)
+            .copied()
+            .collect();
         if fresh.is_empty() {
             break;
         }
@@ -158,7 +166,15 @@ mod tests {
 
     #[test]
     fn descendants_follow_ppid_across_generations_only_from_roots() {
-        let table = [(1, 0), (10, 1), (11, 10), (12, 11), (13, 12), (20, 1), (21, 20)];
+        let table = [
+            (1, 0),
+            (10, 1),
+            (11, 10),
+            (12, 11),
+            (13, 12),
+            (20, 1),
+            (21, 20),
+        ];
         assert_eq!(
             descendants(&table, &BTreeSet::from([10])),
             BTreeSet::from([10, 11, 12, 13])

@@ -7,6 +7,9 @@ use std::path::Path;
 use super::address::SSH_PORT;
 use super::process_tree::MARKER_VAR;
 
+/// The variable the agent reads its default `--root` from.
+pub const ROOT_VAR: &str = "VMCTL_ROOT";
+
 /// The files one droplet's sshd uses.
 #[derive(Debug, Clone, Copy)]
 pub struct SshdPaths<'a> {
@@ -14,19 +17,23 @@ pub struct SshdPaths<'a> {
     pub host_key: &'a Path,
     /// The file with the controller's public key.
     pub authorized_keys: &'a Path,
+    /// The droplet's root folder, handed to sessions as `VMCTL_ROOT` so the agent runs
+    /// with the same command line as on a real droplet.
+    pub root: &'a Path,
 }
 
 /// The config text for one droplet.
 ///
 /// `marker` is set in every session's environment so that processes a session detaches
-/// can still be found and killed with the droplet (see `process_tree`).
+/// can still be found and killed with the droplet (see `process_tree`). Paths are quoted,
+/// so folders with spaces work.
 pub fn render(address: Ipv4Addr, paths: SshdPaths<'_>, marker: &str) -> String {
     format!(
         "\
 # Written by vmctl-testbed; one simulated droplet.
 ListenAddress {address}:{SSH_PORT}
-HostKey {host_key}
-AuthorizedKeysFile {authorized_keys}
+HostKey \"{host_key}\"
+AuthorizedKeysFile \"{authorized_keys}\"
 PidFile none
 # The droplet folders live in temp dirs whose owners and modes sshd would refuse.
 StrictModes no
@@ -43,10 +50,12 @@ MaxStartups 200
 MaxSessions 50
 LogLevel ERROR
 Subsystem sftp internal-sftp
-SetEnv {MARKER_VAR}={marker}
+# One line: sshd keeps only the first SetEnv line.
+SetEnv \"{MARKER_VAR}={marker}\" \"{ROOT_VAR}={root}\"
 ",
         host_key = paths.host_key.display(),
         authorized_keys = paths.authorized_keys.display(),
+        root = paths.root.display(),
     )
 }
 
@@ -61,13 +70,16 @@ mod tests {
             SshdPaths {
                 host_key: Path::new("/d/web-1/ssh_host_ed25519_key"),
                 authorized_keys: Path::new("/d/web-1/authorized_keys"),
+                root: Path::new("/d/web-1/root"),
             },
             "f00/web-1",
         );
         assert!(text.contains("\nListenAddress 127.9.8.7:22\n"));
-        assert!(text.contains("\nHostKey /d/web-1/ssh_host_ed25519_key\n"));
-        assert!(text.contains("\nAuthorizedKeysFile /d/web-1/authorized_keys\n"));
-        assert!(text.contains("\nSetEnv VMCTL_TESTBED_DROPLET=f00/web-1\n"));
+        assert!(text.contains("\nHostKey \"/d/web-1/ssh_host_ed25519_key\"\n"));
+        assert!(text.contains("\nAuthorizedKeysFile \"/d/web-1/authorized_keys\"\n"));
+        assert!(text.contains(
+            "\nSetEnv \"VMCTL_TESTBED_DROPLET=f00/web-1\" \"VMCTL_ROOT=/d/web-1/root\"\n"
+        ));
         assert!(text.contains("\nPasswordAuthentication no\n"));
     }
 }

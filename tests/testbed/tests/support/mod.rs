@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::fs;
-use std::net::{SocketAddrV4, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,7 +15,10 @@ use vmctl_testbed::Droplet;
 pub fn wait_until(what: &str, deadline: Duration, mut condition: impl FnMut() -> bool) {
     let started = Instant::now();
     while !condition() {
-        assert!(started.elapsed() < deadline, "timed out after {deadline:?} waiting until {what}");
+        assert!(
+            started.elapsed() < deadline,
+            "timed out after {deadline:?} waiting until {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -26,12 +29,20 @@ pub fn ssh(key: &Path, droplet: &Droplet, known_host_key: Option<&str>, remote: 
     let known_hosts = match known_host_key {
         Some(host_key) => {
             let file = droplet.dir.join(format!("known_hosts.{}", rand_suffix()));
-            fs::write(&file, format!("{} {host_key}\n", droplet.address)).unwrap();
+            let line = format!("{} {host_key}\n", droplet.address);
+            if host_key == droplet.host_key_public {
+                assert_eq!(line.trim(), droplet.known_hosts_line());
+            }
+            fs::write(&file, line).unwrap();
             file
         }
         None => "/dev/null".into(),
     };
-    let strict = if known_host_key.is_some() { "yes" } else { "no" };
+    let strict = if known_host_key.is_some() {
+        "yes"
+    } else {
+        "no"
+    };
     let mut command = Command::new("ssh");
     command
         .args(["-F", "/dev/null", "-i"])
@@ -70,11 +81,7 @@ pub fn ssh_ok(key: &Path, droplet: &Droplet, known_host_key: Option<&str>, remot
 
 /// True when a TCP connection to the droplet's sshd succeeds.
 pub fn accepts_tcp(droplet: &Droplet) -> bool {
-    TcpStream::connect_timeout(
-        &SocketAddrV4::new(droplet.address, droplet.port).into(),
-        Duration::from_secs(1),
-    )
-    .is_ok()
+    TcpStream::connect_timeout(&droplet.socket_addr().into(), Duration::from_secs(1)).is_ok()
 }
 
 /// The command name of a live process.
