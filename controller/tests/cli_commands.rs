@@ -245,9 +245,9 @@ async fn events_follow_long_polls_after_the_last_seq() {
 async fn apply_refuses_a_bad_file_and_sends_nothing() {
     let fake = FakeController::unix().await;
     let file = fake.dir.path().join("cluster.toml");
-    let bad = GOOD.replace(
+    let bad = GOOD.replace("pool = \"web\"", "pool = \"x\"").replace(
         "address = \"127.0.1.1\"",
-        "address = \"127.0.1.1\"\nport = 0\npool = \"x\"",
+        "address = \"127.0.1.1\"\nport = 0",
     );
     std::fs::write(&file, bad).unwrap();
 
@@ -262,7 +262,9 @@ async fn apply_refuses_a_bad_file_and_sends_nothing() {
         "{err}"
     );
     assert!(
-        err.contains(&format!("error: {f}:13:1: nodes[0].pool: ")),
+        err.contains(&format!(
+            "error: {f}:10:8: nodes[0].pool: unknown pool \"x\"; defined pools: web\n"
+        )),
         "{err}"
     );
     assert!(err.contains("nothing was sent"), "{err}");

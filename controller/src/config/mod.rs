@@ -20,8 +20,9 @@
 //! "#).unwrap();
 //! assert_eq!(doc.nodes[0].spec.port, 22);
 //!
-//! let err = vmctl_controller::config::parse_cluster("c.toml", "name = \"Bad!\"\n").unwrap_err();
-//! assert!(err.to_string().starts_with("c.toml:1:8: name: "));
+//! let bad = "name = \"Bad!\"\n[ssh]\nprivate_key = \"/k\"\n";
+//! let err = vmctl_controller::config::parse_cluster("c.toml", bad).unwrap_err();
+//! assert!(err.to_string().starts_with("c.toml:1:8: name: \"Bad!\" is not a valid name"));
 //! ```
 
 mod error;

@@ -41,7 +41,7 @@ fn rows() -> Vec<Row> {
         // --- syntax, unknown keys, types: toml's own errors ---
         ("syntax", "name = \"vmst\n".into(), 1, 13, "name", "invalid basic string"),
         ("syntax in table", format!("{HEAD}[pools.web]\nrole = = \"web\"\n"), 5, 8, "pools.web.role", "string"),
-        ("unknown top-level key", format!("name = \"vmst\"\ncolour = 1\n[ssh]\nprivate_key = \"/k\"\n"), 2, 1, "colour", "unknown field `colour`"),
+        ("unknown top-level key", "name = \"vmst\"\ncolour = 1\n[ssh]\nprivate_key = \"/k\"\n".into(), 2, 1, "colour", "unknown field `colour`"),
         ("unknown ssh key", format!("{HEAD}port = 2\n"), 4, 1, "ssh.port", "unknown field `port`"),
         ("unknown pool key", format!("{hw}size = 3\n"), 6, 1, "pools.web.size", "unknown field `size`"),
         ("unknown node key", format!("{hw}{}", node("a", "web", "foo = 1\n")), 10, 1, "nodes[0].foo", "unknown field `foo`"),

@@ -77,30 +77,29 @@ pub(crate) fn validate(src: &Source<'_>, raw: RawCluster) -> Result<ClusterDocum
         errors: Vec::new(),
     };
 
-    let name = r
-        .required(&raw.name, 0, "name")
-        .and_then(|n| r.check(n, "name", |s| rules::check_name(s)))
-        .map(|()| {
-            raw.name
-                .as_ref()
-                .map(|n| n.get_ref().clone())
-                .unwrap_or_default()
-        });
+    let name = r.required(&raw.name, 0, "name").and_then(|n| {
+        r.check(n, "name", |s| rules::check_name(s))
+            .map(|()| n.get_ref().clone())
+    });
     let cluster = cluster_spec(&mut r, &raw);
     let pools = pools(&mut r, &raw.pools, &raw.nodes);
     let nodes = nodes(&mut r, &raw.nodes, &raw.pools);
 
-    if !r.errors.is_empty() {
-        let mut errors = r.errors;
-        errors.sort_by_key(|e| (e.line, e.column));
-        return Err(ConfigErrors::Invalid(errors));
+    // A missing name or cluster spec always comes with an error, so the first arm is taken
+    // exactly when the file is valid.
+    match (name, cluster) {
+        (Some(name), Some(cluster)) if r.errors.is_empty() => Ok(ClusterDocument {
+            name,
+            cluster,
+            pools,
+            nodes,
+        }),
+        _ => {
+            let mut errors = r.errors;
+            errors.sort_by_key(|e| (e.line, e.column));
+            Err(ConfigErrors::Invalid(errors))
+        }
     }
-    Ok(ClusterDocument {
-        name: name.unwrap_or_default(),
-        cluster: cluster.expect("no errors means the cluster spec was built"),
-        pools,
-        nodes,
-    })
 }
 
 fn duration(

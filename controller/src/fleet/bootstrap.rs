@@ -20,7 +20,7 @@ use super::config::{self_install_command, NodeTarget};
 use super::connect::Conn;
 use super::error::FleetError;
 use super::frames::{encode_request, parse_response, Line};
-use super::nonblocking::Driver;
+use super::nonblocking::{read_now, Driver};
 
 /// How the agent answered (or did not answer) `hello` on a fresh channel.
 #[derive(Debug, Clone, PartialEq)]
@@ -246,8 +246,21 @@ pub fn upload(
             agent.path().display()
         )));
     }
+    // The scp protocol ends a file with a zero byte; libssh2 leaves it to us, and without it
+    // the remote scp reports a lost connection and exits 1.
+    drv.write_all(&mut *scp, &[0])
+        .map_err(|b| failed(format!("writing {tmp}: {}", drv.io_failed(node, "scp write", b))))?;
     drv.step(node, "scp eof", || scp.send_eof())?;
     drv.step(node, "scp wait eof", || scp.wait_eof())?;
+    // What scp said (errors come as text on stdout and stderr), for the error message.
+    let mut said = StderrTail::default();
+    let mut buf = [0u8; 1024];
+    while let Ok(Some(n @ 1..)) = read_now(&mut *scp, &mut buf) {
+        said.push(&buf[..n]);
+    }
+    while let Ok(Some(n @ 1..)) = read_now(&mut scp.stderr(), &mut buf) {
+        said.push(&buf[..n]);
+    }
     drv.step(node, "scp close", || scp.close())?;
     drv.step(node, "scp wait close", || scp.wait_close())?;
     let scp_exit = Exit {
@@ -255,7 +268,8 @@ pub fn upload(
         signal: scp.exit_signal().ok().and_then(|s| s.exit_signal),
     };
     if scp_exit.status != 0 || scp_exit.signal.is_some() {
-        return Err(failed(format!("scp to {tmp} ended with {}", scp_exit.describe())));
+        let said = said.text().replace(['\x01', '\x02', '\0'], "");
+        return Err(failed(format!("scp to {tmp} ended with {}: {said}", scp_exit.describe())));
     }
     drop(scp);
 

@@ -305,7 +305,8 @@ impl Worker {
         let fleet = Arc::clone(&self.fleet);
         let config = &fleet.config;
         let node = self.target.name.clone();
-        let deadline = Instant::now() + config.connect_timeout;
+        let started = Instant::now();
+        let deadline = started + config.connect_timeout;
         let mut host_key_events = Vec::new();
         let conn = connect::connect(
             &mut self.io,
@@ -326,6 +327,7 @@ impl Worker {
             self.emit(ev);
         }
         let conn = conn?;
+        debug!(elapsed_ms = since_ms(started), "Logged in.");
 
         let agent = fleet.agent();
         let mut uploaded = false;
@@ -339,7 +341,7 @@ impl Worker {
             };
             let chan = ExecChannel::exec(&mut drv, &conn, &self.target, &self.target.serve_command())?;
             let (probe, chan) = bootstrap::probe_hello(&mut drv, chan, &node, fleet.next_id())?;
-            debug!(?probe, "Agent answered hello.");
+            debug!(elapsed_ms = since_ms(started), ?probe, "Agent answered hello.");
             match (decide(&node, probe, agent.sha256(), round), chan) {
                 (Bootstrap::Ready(hello), Some(chan)) => {
                     return Ok(Established { conn, chan, hello, uploaded });
@@ -567,6 +569,10 @@ impl Worker {
             }
         }
     }
+}
+
+fn since_ms(t: Instant) -> u128 {
+    t.elapsed().as_millis()
 }
 
 fn closed(node: &str, reason: String) -> FleetError {

@@ -38,19 +38,26 @@ pub async fn reconcile(ctx: &Ctx, name: &str) -> Result<Action, ReconcileError> 
         .first()
         .map_or(vmctl_protocol::cluster::DEFAULT_PROBE_INTERVAL, |c| c.spec.probe_interval);
 
-    fleet.ensure(NodeTarget {
+    let target = NodeTarget {
         name: name.to_string(),
         address: node.spec.address.clone(),
         port: node.spec.port,
         root: node.spec.root.clone(),
-    });
-    let connection = match fleet.state(name) {
-        None | Some(SessionState::Connecting { .. }) => Connection::Connecting,
-        Some(SessionState::Ready { hello, .. }) => Connection::Ready {
-            agent_version: hello.agent_version.clone(),
-            agent_sha256: hello.binary_sha256.clone(),
+    };
+    let connection = match fleet.ensure(target) {
+        // A target the fleet refuses (e.g. a root it cannot quote) is an observation to show,
+        // not an error to retry: only a new spec can fix it.
+        Err(e) => Connection::Down { reason: "InvalidTarget".into(), message: e.to_string() },
+        Ok(()) => match fleet.state(name) {
+            None | Some(SessionState::Connecting { .. }) => Connection::Connecting,
+            Some(SessionState::Ready { hello, .. }) => Connection::Ready {
+                agent_version: hello.agent_version.clone(),
+                agent_sha256: hello.binary_sha256.clone(),
+            },
+            Some(SessionState::Down { error, .. }) => {
+                Connection::Down { reason: reason_of(&error).into(), message: error.to_string() }
+            }
         },
-        Some(SessionState::Down { error, .. }) => Connection::Down { reason: reason_of(&error).into(), message: error.to_string() },
     };
     let facts = match connection {
         Connection::Ready { .. } => Some(fleet.facts(name).await.map_err(|e| e.to_string())),
