@@ -137,10 +137,8 @@ impl Controller {
 }
 
 /// Resolves once `stop` turns true.
-fn stopped(mut stop: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
-    async move {
-        let _ = stop.wait_for(|s| *s).await;
-    }
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// Resolves on SIGTERM or SIGINT.

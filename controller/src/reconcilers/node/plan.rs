@@ -88,10 +88,12 @@ pub fn plan(name: &str, previous: &NodeStatus, observed: &NodeObserved, now: Tim
         } else {
             (EventType::Warning, "NodeUnreachable")
         };
-        let message = if status.reachable && !was_reachable {
-            "node answers its agent again".to_string()
-        } else {
-            reach_message.clone()
+        let first_contact = Condition::find(&previous.conditions, COND_REACHABLE)
+            .is_none_or(|c| c.status == ConditionStatus::Unknown);
+        let message = match (status.reachable, was_reachable, first_contact) {
+            (true, _, true) => "agent session ready on first contact".to_string(),
+            (true, false, false) => "node answers its agent again".to_string(),
+            _ => reach_message.clone(),
         };
         events.push(event(name, type_, reason, &message, now));
     }
