@@ -43,7 +43,9 @@ impl StoredSpecs {
 }
 
 fn specs<R: Resource>(objs: Vec<vmctl_protocol::resource::Stored<R>>) -> BTreeMap<String, R> {
-    objs.into_iter().map(|o| (o.metadata.name, o.spec)).collect()
+    objs.into_iter()
+        .map(|o| (o.metadata.name, o.spec))
+        .collect()
 }
 
 /// A document that breaks an invariant the store relies on.
@@ -79,7 +81,9 @@ pub enum DocumentError {
 pub fn is_valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-')
 }
@@ -91,27 +95,45 @@ pub fn is_valid_name(name: &str) -> bool {
 pub fn validate(doc: &ClusterDocument) -> Result<(), Vec<DocumentError>> {
     let mut errors = Vec::new();
     if !is_valid_name(&doc.name) {
-        errors.push(DocumentError::BadName { kind: "cluster", name: doc.name.clone() });
+        errors.push(DocumentError::BadName {
+            kind: "cluster",
+            name: doc.name.clone(),
+        });
     }
     let mut pools = BTreeSet::new();
     for p in &doc.pools {
         if !is_valid_name(&p.name) {
-            errors.push(DocumentError::BadName { kind: "pool", name: p.name.clone() });
+            errors.push(DocumentError::BadName {
+                kind: "pool",
+                name: p.name.clone(),
+            });
         }
         if !pools.insert(p.name.as_str()) {
-            errors.push(DocumentError::Duplicate { kind: "pool", name: p.name.clone() });
+            errors.push(DocumentError::Duplicate {
+                kind: "pool",
+                name: p.name.clone(),
+            });
         }
     }
     let mut nodes = BTreeSet::new();
     for n in &doc.nodes {
         if !is_valid_name(&n.name) {
-            errors.push(DocumentError::BadName { kind: "node", name: n.name.clone() });
+            errors.push(DocumentError::BadName {
+                kind: "node",
+                name: n.name.clone(),
+            });
         }
         if !nodes.insert(n.name.as_str()) {
-            errors.push(DocumentError::Duplicate { kind: "node", name: n.name.clone() });
+            errors.push(DocumentError::Duplicate {
+                kind: "node",
+                name: n.name.clone(),
+            });
         }
         if !pools.contains(n.spec.pool.as_str()) {
-            errors.push(DocumentError::UnknownPool { node: n.name.clone(), pool: n.spec.pool.clone() });
+            errors.push(DocumentError::UnknownPool {
+                node: n.name.clone(),
+                pool: n.spec.pool.clone(),
+            });
         }
     }
     if errors.is_empty() {
@@ -127,10 +149,23 @@ pub fn validate(doc: &ClusterDocument) -> Result<(), Vec<DocumentError>> {
 pub fn plan(doc: &ClusterDocument, current: &StoredSpecs) -> Vec<Change> {
     let mut changes = Vec::new();
     let clusters: BTreeMap<_, _> = [(doc.name.clone(), doc.cluster.clone())].into();
-    diff_kind(ClusterSpec::KIND, &clusters, &current.clusters, &mut changes);
-    let pools: BTreeMap<_, _> = doc.pools.iter().map(|p| (p.name.clone(), p.spec.clone())).collect();
+    diff_kind(
+        ClusterSpec::KIND,
+        &clusters,
+        &current.clusters,
+        &mut changes,
+    );
+    let pools: BTreeMap<_, _> = doc
+        .pools
+        .iter()
+        .map(|p| (p.name.clone(), p.spec.clone()))
+        .collect();
     diff_kind(PoolSpec::KIND, &pools, &current.pools, &mut changes);
-    let nodes: BTreeMap<_, _> = doc.nodes.iter().map(|n| (n.name.clone(), n.spec.clone())).collect();
+    let nodes: BTreeMap<_, _> = doc
+        .nodes
+        .iter()
+        .map(|n| (n.name.clone(), n.spec.clone()))
+        .collect();
     diff_kind(NodeSpec::KIND, &nodes, &current.nodes, &mut changes);
     // Pool deletions were held back until the nodes that referenced them are gone.
     let (pool_deletes, rest): (Vec<_>, Vec<_>) = changes
@@ -148,9 +183,12 @@ fn diff_kind<S: Serialize + PartialEq>(
     for (name, spec) in desired {
         match current.get(name) {
             None => out.push(change(kind, name, ChangeAction::Create, Vec::new())),
-            Some(old) if old != spec => {
-                out.push(change(kind, name, ChangeAction::Update, field_changes(old, spec)))
-            }
+            Some(old) if old != spec => out.push(change(
+                kind,
+                name,
+                ChangeAction::Update,
+                field_changes(old, spec),
+            )),
             Some(_) => {}
         }
     }
@@ -160,14 +198,20 @@ fn diff_kind<S: Serialize + PartialEq>(
 }
 
 fn change(kind: &str, name: &str, action: ChangeAction, details: Vec<String>) -> Change {
-    Change { kind: kind.to_string(), name: name.to_string(), action, details }
+    Change {
+        kind: kind.to_string(),
+        name: name.to_string(),
+        action,
+        details,
+    }
 }
 
 /// `field: old -> new` for every top-level field that differs.
 fn field_changes<S: Serialize>(old: &S, new: &S) -> Vec<String> {
-    let (serde_json::Value::Object(a), serde_json::Value::Object(b)) =
-        (serde_json::to_value(old).unwrap_or_default(), serde_json::to_value(new).unwrap_or_default())
-    else {
+    let (serde_json::Value::Object(a), serde_json::Value::Object(b)) = (
+        serde_json::to_value(old).unwrap_or_default(),
+        serde_json::to_value(new).unwrap_or_default(),
+    ) else {
         return vec!["spec changed".into()];
     };
     let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
@@ -233,20 +277,34 @@ mod tests {
         ClusterDocument {
             name: "dev".into(),
             cluster: ClusterSpec {
-                ssh: SshSpec { user: "root".into(), private_key: "/k".into() },
+                ssh: SshSpec {
+                    user: "root".into(),
+                    private_key: "/k".into(),
+                },
                 probe_interval: Duration::from_secs(5),
                 call_timeout: Duration::from_secs(10),
                 connect_timeout: Duration::from_secs(10),
             },
             pools: pools
                 .iter()
-                .map(|p| Named { name: p.to_string(), spec: PoolSpec { role: PoolRole::Web, queues: vec![] } })
+                .map(|p| Named {
+                    name: p.to_string(),
+                    spec: PoolSpec {
+                        role: PoolRole::Web,
+                        queues: vec![],
+                    },
+                })
                 .collect(),
             nodes: nodes
                 .iter()
                 .map(|(n, p, a)| Named {
                     name: n.to_string(),
-                    spec: NodeSpec { pool: p.to_string(), address: a.to_string(), port: 22, root: "/".into() },
+                    spec: NodeSpec {
+                        pool: p.to_string(),
+                        address: a.to_string(),
+                        port: 22,
+                        root: "/".into(),
+                    },
                 })
                 .collect(),
         }
@@ -255,8 +313,16 @@ mod tests {
     fn current_of(d: &ClusterDocument) -> StoredSpecs {
         StoredSpecs {
             clusters: [(d.name.clone(), d.cluster.clone())].into(),
-            pools: d.pools.iter().map(|p| (p.name.clone(), p.spec.clone())).collect(),
-            nodes: d.nodes.iter().map(|n| (n.name.clone(), n.spec.clone())).collect(),
+            pools: d
+                .pools
+                .iter()
+                .map(|p| (p.name.clone(), p.spec.clone()))
+                .collect(),
+            nodes: d
+                .nodes
+                .iter()
+                .map(|n| (n.name.clone(), n.spec.clone()))
+                .collect(),
         }
     }
 
@@ -264,7 +330,10 @@ mod tests {
     fn applying_to_an_empty_store_creates_everything() {
         let d = doc(&["web"], &[("web-1", "web", "127.0.0.1")]);
         let changes = plan(&d, &StoredSpecs::default());
-        let got: Vec<_> = changes.iter().map(|c| (c.kind.as_str(), c.name.as_str(), c.action)).collect();
+        let got: Vec<_> = changes
+            .iter()
+            .map(|c| (c.kind.as_str(), c.name.as_str(), c.action))
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -288,27 +357,55 @@ mod tests {
         let changes = plan(&new, &current_of(&old));
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].action, ChangeAction::Update);
-        assert_eq!(changes[0].details, vec!["address: 127.0.0.1 -> 127.0.0.2".to_string()]);
+        assert_eq!(
+            changes[0].details,
+            vec!["address: 127.0.0.1 -> 127.0.0.2".to_string()]
+        );
     }
 
     #[test]
     fn pools_are_deleted_after_the_nodes_that_used_them() {
-        let old = doc(&["web", "old"], &[("web-1", "web", "a"), ("old-1", "old", "b")]);
+        let old = doc(
+            &["web", "old"],
+            &[("web-1", "web", "a"), ("old-1", "old", "b")],
+        );
         let new = doc(&["web"], &[("web-1", "web", "a")]);
         let changes = plan(&new, &current_of(&old));
-        let got: Vec<_> = changes.iter().map(|c| (c.kind.as_str(), c.name.as_str())).collect();
+        let got: Vec<_> = changes
+            .iter()
+            .map(|c| (c.kind.as_str(), c.name.as_str()))
+            .collect();
         assert_eq!(got, vec![("node", "old-1"), ("pool", "old")]);
         assert!(changes.iter().all(|c| c.action == ChangeAction::Delete));
     }
 
     #[test]
     fn validation_reports_every_broken_invariant() {
-        let d = doc(&["web", "web"], &[("a", "web", "x"), ("a", "nope", "y"), ("Bad_Name", "web", "z")]);
+        let d = doc(
+            &["web", "web"],
+            &[
+                ("a", "web", "x"),
+                ("a", "nope", "y"),
+                ("Bad_Name", "web", "z"),
+            ],
+        );
         let errs = validate(&d).unwrap_err();
-        assert!(errs.contains(&DocumentError::Duplicate { kind: "pool", name: "web".into() }));
-        assert!(errs.contains(&DocumentError::Duplicate { kind: "node", name: "a".into() }));
-        assert!(errs.contains(&DocumentError::UnknownPool { node: "a".into(), pool: "nope".into() }));
-        assert!(errs.contains(&DocumentError::BadName { kind: "node", name: "Bad_Name".into() }));
+        assert!(errs.contains(&DocumentError::Duplicate {
+            kind: "pool",
+            name: "web".into()
+        }));
+        assert!(errs.contains(&DocumentError::Duplicate {
+            kind: "node",
+            name: "a".into()
+        }));
+        assert!(errs.contains(&DocumentError::UnknownPool {
+            node: "a".into(),
+            pool: "nope".into()
+        }));
+        assert!(errs.contains(&DocumentError::BadName {
+            kind: "node",
+            name: "Bad_Name".into()
+        }));
         assert!(validate(&doc(&["web"], &[("web-1", "web", "x")])).is_ok());
     }
 }

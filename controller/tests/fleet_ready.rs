@@ -24,8 +24,14 @@ async fn ten_droplets_get_the_agent_on_first_contact_and_answer_facts() {
     let mut uploaded = HashSet::new();
     let mut pinned = HashSet::new();
     let mut ready_after_upload = HashSet::new();
-    while uploaded.len() < names.len() || pinned.len() < names.len() || ready_after_upload.len() < names.len() {
-        match w.event("upload, pin and ready events", READY_WITHIN, |_| true).await {
+    while uploaded.len() < names.len()
+        || pinned.len() < names.len()
+        || ready_after_upload.len() < names.len()
+    {
+        match w
+            .event("upload, pin and ready events", READY_WITHIN, |_| true)
+            .await
+        {
             FleetEvent::AgentUploaded { node, sha256 } => {
                 assert_eq!(sha256, w.fleet.agent().sha256());
                 uploaded.insert(node);
@@ -33,7 +39,11 @@ async fn ten_droplets_get_the_agent_on_first_contact_and_answer_facts() {
             FleetEvent::HostKeyPinned { node, .. } => {
                 pinned.insert(node);
             }
-            FleetEvent::Ready { node, uploaded: true, hello } => {
+            FleetEvent::Ready {
+                node,
+                uploaded: true,
+                hello,
+            } => {
                 assert_eq!(hello.binary_sha256, w.fleet.agent().sha256());
                 ready_after_upload.insert(node);
             }
@@ -79,15 +89,27 @@ async fn a_changed_agent_binary_is_reinstalled_on_every_node() {
     let old = w.fleet.agent().sha256().to_owned();
 
     // Trailing bytes change the hash but not what the ELF binary does.
-    std::fs::OpenOptions::new().append(true).open(&copy).unwrap().write_all(b"\0vmctl-test").unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&copy)
+        .unwrap()
+        .write_all(b"\0vmctl-test")
+        .unwrap();
     assert!(w.fleet.refresh_agent());
     let new = w.fleet.agent().sha256().to_owned();
     assert_ne!(old, new);
 
     let mut reinstalled = HashSet::new();
     while reinstalled.len() < names.len() {
-        if let FleetEvent::Ready { node, hello, uploaded: true } =
-            w.event("ready after re-upload", READY_WITHIN, |e| matches!(e, FleetEvent::Ready { .. })).await
+        if let FleetEvent::Ready {
+            node,
+            hello,
+            uploaded: true,
+        } = w
+            .event("ready after re-upload", READY_WITHIN, |e| {
+                matches!(e, FleetEvent::Ready { .. })
+            })
+            .await
         {
             if hello.binary_sha256 == new {
                 reinstalled.insert(node);

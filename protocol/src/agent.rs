@@ -183,8 +183,15 @@ mod tests {
 
     #[test]
     fn request_frames_have_the_documented_shape() {
-        let r = Request { id: 7, v: None, op: Op::Facts };
-        assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"id":7,"op":"facts"}"#);
+        let r = Request {
+            id: 7,
+            v: None,
+            op: Op::Facts,
+        };
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"id":7,"op":"facts"}"#
+        );
         let parsed: Request = serde_json::from_str(r#"{"id":1,"v":1,"op":"hello"}"#).unwrap();
         assert_eq!(parsed.op, Op::Hello);
         assert_eq!(parsed.v, Some(1));
@@ -192,11 +199,17 @@ mod tests {
 
     #[test]
     fn response_frames_have_the_documented_shape() {
-        let ok = Response { id: Some(3), result: Outcome::Ok(serde_json::json!({})) };
+        let ok = Response {
+            id: Some(3),
+            result: Outcome::Ok(serde_json::json!({})),
+        };
         assert_eq!(serde_json::to_string(&ok).unwrap(), r#"{"id":3,"ok":{}}"#);
         let err = Response {
             id: None,
-            result: Outcome::Err(AgentError { code: ErrorCode::BadFrame, message: "x".into() }),
+            result: Outcome::Err(AgentError {
+                code: ErrorCode::BadFrame,
+                message: "x".into(),
+            }),
         };
         assert_eq!(
             serde_json::to_string(&err).unwrap(),
@@ -208,6 +221,8 @@ mod tests {
 
     #[test]
     fn unknown_ops_do_not_parse_as_requests() {
-        assert!(serde_json::from_str::<Request>(r#"{"id":1,"op":"shell","cmd":"rm -rf /"}"#).is_err());
+        assert!(
+            serde_json::from_str::<Request>(r#"{"id":1,"op":"shell","cmd":"rm -rf /"}"#).is_err()
+        );
     }
 }

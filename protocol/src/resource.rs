@@ -5,7 +5,9 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use crate::meta::ObjectMeta;
 
 /// A kind of object the store holds. Implemented on the spec type.
-pub trait Resource: Serialize + DeserializeOwned + Clone + PartialEq + Send + Sync + 'static {
+pub trait Resource:
+    Serialize + DeserializeOwned + Clone + PartialEq + Send + Sync + 'static
+{
     /// The kind's name, used as the store's key prefix and in the API (`node`, `pool`, ...).
     const KIND: &'static str;
     /// What controllers observe and write. `Default` is the status of a fresh object.

@@ -41,7 +41,11 @@ impl fmt::Debug for BearerToken {
 }
 
 /// Middleware: 401 unless `Authorization: Bearer <token>` matches.
-pub async fn require_bearer(State(token): State<BearerToken>, req: Request, next: Next) -> Response {
+pub async fn require_bearer(
+    State(token): State<BearerToken>,
+    req: Request,
+    next: Next,
+) -> Response {
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -49,8 +53,12 @@ pub async fn require_bearer(State(token): State<BearerToken>, req: Request, next
         .and_then(|v| v.strip_prefix("Bearer "));
     match presented {
         Some(p) if token.matches(p) => next.run(req).await,
-        _ => ApiFailure::new(StatusCode::UNAUTHORIZED, "unauthorized", "a valid bearer token is required")
-            .into_response(),
+        _ => ApiFailure::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid bearer token is required",
+        )
+        .into_response(),
     }
 }
 

@@ -18,12 +18,22 @@ pub struct ApiFailure {
 impl ApiFailure {
     /// A failure with a code and message.
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        ApiFailure { status, body: ApiError { code: code.into(), message: message.into() } }
+        ApiFailure {
+            status,
+            body: ApiError {
+                code: code.into(),
+                message: message.into(),
+            },
+        }
     }
 
     /// 404 for a named object.
     pub fn not_found(kind: &str, name: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{kind} {name:?} does not exist"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{kind} {name:?} does not exist"),
+        )
     }
 
     /// 400 with the reasons a document was refused.
@@ -35,8 +45,12 @@ impl ApiFailure {
 impl From<StoreError> for ApiFailure {
     fn from(e: StoreError) -> Self {
         match &e {
-            StoreError::Conflict { .. } => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
-            StoreError::NotFound { .. } => Self::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
+            StoreError::Conflict { .. } => {
+                Self::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
+            StoreError::NotFound { .. } => {
+                Self::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
             _ => {
                 tracing::error!(error = %e, "Store failed while serving a request");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string())

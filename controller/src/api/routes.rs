@@ -43,7 +43,12 @@ pub(super) fn router(state: ApiState) -> Router {
 }
 
 async fn status(State(st): State<ApiState>) -> Result<Json<StatusView>, ApiFailure> {
-    let cluster = st.store.list::<ClusterSpec>()?.into_iter().next().map(|c| c.metadata.name);
+    let cluster = st
+        .store
+        .list::<ClusterSpec>()?
+        .into_iter()
+        .next()
+        .map(|c| c.metadata.name);
     let pools = st.store.list::<PoolSpec>()?;
     let nodes = st.store.list::<NodeSpec>()?;
     Ok(Json(status_view(cluster, &pools, &nodes)))
@@ -53,11 +58,20 @@ async fn list<R: Resource>(State(st): State<ApiState>) -> Result<Json<Vec<Stored
     Ok(Json(st.store.list::<R>()?))
 }
 
-async fn one<R: Resource>(State(st): State<ApiState>, Path(name): Path<String>) -> Result<Json<Stored<R>>, ApiFailure> {
-    st.store.get::<R>(&name)?.map(Json).ok_or_else(|| ApiFailure::not_found(R::KIND, &name))
+async fn one<R: Resource>(
+    State(st): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Json<Stored<R>>, ApiFailure> {
+    st.store
+        .get::<R>(&name)?
+        .map(Json)
+        .ok_or_else(|| ApiFailure::not_found(R::KIND, &name))
 }
 
-async fn forget_hostkey(State(st): State<ApiState>, Path(name): Path<String>) -> Result<StatusCode, ApiFailure> {
+async fn forget_hostkey(
+    State(st): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiFailure> {
     if st.store.get::<NodeSpec>(&name)?.is_none() {
         return Err(ApiFailure::not_found(NodeSpec::KIND, &name));
     }
@@ -86,10 +100,15 @@ struct EventsQuery {
     wait: Option<u64>,
 }
 
-async fn events(State(st): State<ApiState>, Query(q): Query<EventsQuery>) -> Result<Json<EventList>, ApiFailure> {
+async fn events(
+    State(st): State<ApiState>,
+    Query(q): Query<EventsQuery>,
+) -> Result<Json<EventList>, ApiFailure> {
     let limit = q.limit.unwrap_or(50).clamp(1, MAX_EVENTS);
     let Some(after) = q.after else {
-        return Ok(Json(EventList { events: st.store.events(limit)? }));
+        return Ok(Json(EventList {
+            events: st.store.events(limit)?,
+        }));
     };
     // Subscribe before reading so an event appended in between still wakes us.
     let mut appended = st.store.watch_events();
@@ -99,20 +118,37 @@ async fn events(State(st): State<ApiState>, Query(q): Query<EventsQuery>) -> Res
         return Ok(Json(EventList { events }));
     }
     let _ = tokio::time::timeout(wait, appended.next()).await;
-    Ok(Json(EventList { events: st.store.events_after(after, limit)? }))
+    Ok(Json(EventList {
+        events: st.store.events_after(after, limit)?,
+    }))
 }
 
-async fn apply_doc(State(st): State<ApiState>, Json(doc): Json<ClusterDocument>) -> Result<Json<ApplyResult>, ApiFailure> {
+async fn apply_doc(
+    State(st): State<ApiState>,
+    Json(doc): Json<ClusterDocument>,
+) -> Result<Json<ApplyResult>, ApiFailure> {
     run_apply(&st, &doc, false)
 }
 
-async fn diff_doc(State(st): State<ApiState>, Json(doc): Json<ClusterDocument>) -> Result<Json<ApplyResult>, ApiFailure> {
+async fn diff_doc(
+    State(st): State<ApiState>,
+    Json(doc): Json<ClusterDocument>,
+) -> Result<Json<ApplyResult>, ApiFailure> {
     run_apply(&st, &doc, true)
 }
 
-fn run_apply(st: &ApiState, doc: &ClusterDocument, dry_run: bool) -> Result<Json<ApplyResult>, ApiFailure> {
+fn run_apply(
+    st: &ApiState,
+    doc: &ClusterDocument,
+    dry_run: bool,
+) -> Result<Json<ApplyResult>, ApiFailure> {
     apply::validate(doc).map_err(|errs| {
-        ApiFailure::invalid(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+        ApiFailure::invalid(
+            errs.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
     })?;
     let current = apply::StoredSpecs::load(&st.store)?;
     let changes = apply::plan(doc, &current);

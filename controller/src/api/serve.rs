@@ -34,7 +34,10 @@ pub enum SocketError {
 /// # Errors
 /// [`SocketError::InUse`] when a live controller answers there; I/O failures otherwise.
 pub async fn bind_unix(path: &Path) -> Result<UnixListener, SocketError> {
-    let io = |source| SocketError::Io { path: path.to_path_buf(), source };
+    let io = |source| SocketError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     if path.exists() {
         if tokio::net::UnixStream::connect(path).await.is_ok() {
             return Err(SocketError::InUse(path.to_path_buf()));
@@ -58,7 +61,9 @@ pub async fn serve_unix(
     router: axum::Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Serves the router on TCP with every route behind the bearer token.
@@ -72,5 +77,7 @@ pub async fn serve_tcp(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let guarded = router.layer(middleware::from_fn_with_state(token, auth::require_bearer));
-    axum::serve(listener, guarded).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, guarded)
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -1,15 +1,19 @@
 //! Builds the read views the CLI shows (`vmctl status`) from stored objects. Pure.
 
 use vmctl_protocol::{
-    api::{NodeView, PoolView, StatusView},
     agent::Capacity,
+    api::{NodeView, PoolView, StatusView},
     node::NodeSpec,
     pool::PoolSpec,
     resource::Stored,
 };
 
 /// The fleet summary: pools by name, nodes by pool then name.
-pub fn status_view(cluster: Option<String>, pools: &[Stored<PoolSpec>], nodes: &[Stored<NodeSpec>]) -> StatusView {
+pub fn status_view(
+    cluster: Option<String>,
+    pools: &[Stored<PoolSpec>],
+    nodes: &[Stored<NodeSpec>],
+) -> StatusView {
     let pool_views = pools
         .iter()
         .map(|p| PoolView {
@@ -22,7 +26,11 @@ pub fn status_view(cluster: Option<String>, pools: &[Stored<PoolSpec>], nodes: &
         .collect();
     let mut node_views: Vec<NodeView> = nodes.iter().map(node_view).collect();
     node_views.sort_by(|a, b| (&a.pool, &a.name).cmp(&(&b.pool, &b.name)));
-    StatusView { cluster, pools: pool_views, nodes: node_views }
+    StatusView {
+        cluster,
+        pools: pool_views,
+        nodes: node_views,
+    }
 }
 
 fn node_view(n: &Stored<NodeSpec>) -> NodeView {
@@ -56,7 +64,19 @@ mod tests {
 
     #[test]
     fn used_percent_rounds_to_one_decimal_and_survives_zero() {
-        assert_eq!(used_pct(Capacity { total_bytes: 3, available_bytes: 1 }), 66.7);
-        assert_eq!(used_pct(Capacity { total_bytes: 0, available_bytes: 0 }), 0.0);
+        assert_eq!(
+            used_pct(Capacity {
+                total_bytes: 3,
+                available_bytes: 1
+            }),
+            66.7
+        );
+        assert_eq!(
+            used_pct(Capacity {
+                total_bytes: 0,
+                available_bytes: 0
+            }),
+            0.0
+        );
     }
 }

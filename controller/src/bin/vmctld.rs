@@ -32,17 +32,28 @@ fn main() -> std::process::ExitCode {
 async fn run(settings: Settings) -> anyhow::Result<()> {
     let (data, temporary) = match (&settings.data, settings.dev) {
         (Some(d), _) => (d.clone(), false),
-        (None, true) => (std::env::temp_dir().join(format!("vmctl-dev-{}", std::process::id())), true),
+        (None, true) => (
+            std::env::temp_dir().join(format!("vmctl-dev-{}", std::process::id())),
+            true,
+        ),
         (None, false) => (settings.data_dir(), false),
     };
     let controller = daemon::start(&settings, &data).await?;
     let world = if settings.dev {
-        let (store, data2, pools) = (controller.store.clone(), data.clone(), settings.dev_pools.clone());
-        let started = tokio::task::spawn_blocking(move || DevWorld::start(&data2, &pools, &store)).await?;
+        let (store, data2, pools) = (
+            controller.store.clone(),
+            data.clone(),
+            settings.dev_pools.clone(),
+        );
+        let started =
+            tokio::task::spawn_blocking(move || DevWorld::start(&data2, &pools, &store)).await?;
         match started {
             Ok(w) => {
                 let socket = controller.socket.display();
-                println!("vmctld --dev: {} simulated droplets are up.", w.document.nodes.len());
+                println!(
+                    "vmctld --dev: {} simulated droplets are up.",
+                    w.document.nodes.len()
+                );
                 println!("  socket: {socket}");
                 println!("  try:    vmctl --socket {socket} status --watch");
                 println!("          vmctl --socket {socket} events --follow");

@@ -89,7 +89,10 @@ fn document(manifest: &Manifest, pools: &[(String, u32)], private_key: &Path) ->
                 PoolRole::Exec => vec!["scheduler".to_string()],
                 _ => Vec::new(),
             };
-            Named { name: name.clone(), spec: PoolSpec { role, queues } }
+            Named {
+                name: name.clone(),
+                spec: PoolSpec { role, queues },
+            }
         })
         .collect();
     let nodes = manifest
@@ -108,7 +111,10 @@ fn document(manifest: &Manifest, pools: &[(String, u32)], private_key: &Path) ->
     ClusterDocument {
         name: "dev".into(),
         cluster: ClusterSpec {
-            ssh: SshSpec { user: "root".into(), private_key: private_key.display().to_string() },
+            ssh: SshSpec {
+                user: "root".into(),
+                private_key: private_key.display().to_string(),
+            },
             probe_interval: DEV_PROBE_INTERVAL,
             call_timeout: DEFAULT_CALL_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
@@ -136,14 +142,22 @@ impl DevWorld {
                 .arg(&key)
                 .status()
                 .context("cannot run ssh-keygen (install openssh-client)")?;
-            anyhow::ensure!(status.success(), "ssh-keygen failed to create {}", key.display());
+            anyhow::ensure!(
+                status.success(),
+                "ssh-keygen failed to create {}",
+                key.display()
+            );
         }
         let manifest_path = dev.join("manifest.json");
         let _ = std::fs::remove_file(&manifest_path);
         let droplets_dir = dev.join("droplets");
         let _ = std::fs::remove_dir_all(&droplets_dir);
         let testbed = super::sibling_binary("vmctl-testbed")?;
-        let pools_flag = pools.iter().map(|(p, n)| format!("{p}={n}")).collect::<Vec<_>>().join(",");
+        let pools_flag = pools
+            .iter()
+            .map(|(p, n)| format!("{p}={n}"))
+            .collect::<Vec<_>>()
+            .join(",");
         let mut child = Command::new(&testbed)
             .arg("droplets")
             .arg("--dir")
@@ -161,7 +175,12 @@ impl DevWorld {
             .with_context(|| format!("cannot start {}", testbed.display()))?;
         wait_ready(&mut child)?;
         let manifest: Manifest = serde_json::from_slice(&std::fs::read(&manifest_path)?)
-            .with_context(|| format!("cannot read the testbed manifest {}", manifest_path.display()))?;
+            .with_context(|| {
+                format!(
+                    "cannot read the testbed manifest {}",
+                    manifest_path.display()
+                )
+            })?;
         let document = document(&manifest, &pools, &key);
         for n in &document.nodes {
             store.forget_host_key(&n.name)?;
@@ -219,10 +238,22 @@ mod tests {
 
     #[test]
     fn pool_pairs_parse_and_bad_ones_are_named() {
-        assert_eq!(parse_pools("web=2,exec=1").unwrap(), vec![("web".into(), 2), ("exec".into(), 1)]);
-        assert!(parse_pools("web").unwrap_err().to_string().contains("pool=count"));
-        assert!(parse_pools("web=x").unwrap_err().to_string().contains("not a count"));
-        assert!(parse_pools("db=1").unwrap_err().to_string().contains("unknown pool"));
+        assert_eq!(
+            parse_pools("web=2,exec=1").unwrap(),
+            vec![("web".into(), 2), ("exec".into(), 1)]
+        );
+        assert!(parse_pools("web")
+            .unwrap_err()
+            .to_string()
+            .contains("pool=count"));
+        assert!(parse_pools("web=x")
+            .unwrap_err()
+            .to_string()
+            .contains("not a count"));
+        assert!(parse_pools("db=1")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown pool"));
     }
 
     #[test]
@@ -236,7 +267,11 @@ mod tests {
                 root: "/tmp/r".into(),
             }],
         };
-        let d = document(&m, &[("sidekiq".into(), 0), ("exec".into(), 1)], Path::new("/k"));
+        let d = document(
+            &m,
+            &[("sidekiq".into(), 0), ("exec".into(), 1)],
+            Path::new("/k"),
+        );
         assert_eq!(d.pools[0].spec.queues.len(), 5);
         assert_eq!(d.pools[1].spec.queues, vec!["scheduler"]);
         assert_eq!(d.nodes[0].spec.pool, "exec");

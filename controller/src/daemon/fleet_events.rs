@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use vmctl_protocol::{event::EventType, event::Event, meta::Timestamp};
+use vmctl_protocol::{event::Event, event::EventType, meta::Timestamp};
 
 use crate::{fleet::FleetEvent, reconcilers::node::event};
 
@@ -58,7 +58,13 @@ impl FleetEventLog {
                     return None;
                 }
                 self.last_warning.insert(node.clone(), message.clone());
-                Some(event(node, EventType::Warning, "AgentUploadFailed", &message, now))
+                Some(event(
+                    node,
+                    EventType::Warning,
+                    "AgentUploadFailed",
+                    &message,
+                    now,
+                ))
             }
         }
     }

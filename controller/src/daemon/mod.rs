@@ -25,8 +25,11 @@ use crate::{
 
 /// Reconcile retry backoff: quick first retry, capped so a broken object is retried every
 /// couple of minutes at worst.
-const RECONCILE_BACKOFF: Backoff =
-    Backoff::new_unchecked(std::time::Duration::from_millis(500), std::time::Duration::from_secs(120), 0.2);
+const RECONCILE_BACKOFF: Backoff = Backoff::new_unchecked(
+    std::time::Duration::from_millis(500),
+    std::time::Duration::from_secs(120),
+    0.2,
+);
 
 /// A running controller, as returned by [`start`].
 pub struct Controller {
@@ -44,20 +47,28 @@ pub struct Controller {
 /// # Errors
 /// When the store cannot be opened, the socket is taken, or the agent binary is missing.
 pub async fn start(settings: &Settings, data: &Path) -> anyhow::Result<Controller> {
-    std::fs::create_dir_all(data).with_context(|| format!("cannot create data folder {}", data.display()))?;
+    std::fs::create_dir_all(data)
+        .with_context(|| format!("cannot create data folder {}", data.display()))?;
     restrict_dir(data)?;
-    let store = Store::open(&data.join("store")).with_context(|| format!("cannot open the store in {}", data.display()))?;
+    let store = Store::open(&data.join("store"))
+        .with_context(|| format!("cannot open the store in {}", data.display()))?;
     let agent_path = match &settings.agent_binary {
         Some(p) => p.clone(),
         None => sibling_binary("vmctl-agent")?,
     };
-    let agent = AgentBinary::load(&agent_path)
-        .map_err(|e| anyhow::anyhow!("cannot read the agent binary {}: {e}", agent_path.display()))?;
+    let agent = AgentBinary::load(&agent_path).map_err(|e| {
+        anyhow::anyhow!("cannot read the agent binary {}: {e}", agent_path.display())
+    })?;
 
     let (stop, stop_rx) = watch::channel(false);
     let (queue, queue_rx) = queue::channel();
     let (fleet_tx, fleet_rx) = mpsc::unbounded_channel();
-    let ctx = Arc::new(Ctx { store: store.clone(), queue: queue.clone(), fleet: FleetSlot::new(fleet_tx), agent });
+    let ctx = Arc::new(Ctx {
+        store: store.clone(),
+        queue: queue.clone(),
+        fleet: FleetSlot::new(fleet_tx),
+        agent,
+    });
     let mut tasks = Vec::new();
 
     let socket = settings.socket_path(data);
@@ -68,7 +79,9 @@ pub async fn start(settings: &Settings, data: &Path) -> anyhow::Result<Controlle
             if let Some(f) = forget_ctx.fleet.current() {
                 f.reconnect(node);
             }
-            forget_ctx.queue.enqueue(reconcilers::node::key(node), "host key forgotten");
+            forget_ctx
+                .queue
+                .enqueue(reconcilers::node::key(node), "host key forgotten");
         }),
     };
     let listener = api::bind_unix(&socket).await?;
@@ -82,9 +95,14 @@ pub async fn start(settings: &Settings, data: &Path) -> anyhow::Result<Controlle
         }
     }));
     if let Some(addr) = settings.listen {
-        let token_path = settings.token_file.clone().unwrap_or_else(|| data.join("api-token"));
+        let token_path = settings
+            .token_file
+            .clone()
+            .unwrap_or_else(|| data.join("api-token"));
         let token = BearerToken::new(&token::load_or_create(&token_path)?);
-        let tcp = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let tcp = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
         tracing::info!(%addr, token_file = %token_path.display(), "Serving the API on TCP behind a bearer token");
         let shutdown = stopped(stop_rx.clone());
         tasks.push(tokio::spawn(async move {
@@ -119,7 +137,13 @@ pub async fn start(settings: &Settings, data: &Path) -> anyhow::Result<Controlle
         queue.enqueue(key, "startup");
     }
     tracing::info!(socket = %socket.display(), data = %data.display(), "Controller started");
-    Ok(Controller { store, socket, stop, tasks, ctx })
+    Ok(Controller {
+        store,
+        socket,
+        stop,
+        tasks,
+        ctx,
+    })
 }
 
 impl Controller {

@@ -35,7 +35,11 @@ pub struct Settings {
     #[arg(long)]
     pub dev: bool,
     /// Dev mode fleet, as pool=count pairs.
-    #[arg(long, default_value = "web=2,streaming=1,sidekiq=2,exec=1", requires = "dev")]
+    #[arg(
+        long,
+        default_value = "web=2,streaming=1,sidekiq=2,exec=1",
+        requires = "dev"
+    )]
     pub dev_pools: String,
 }
 
@@ -49,11 +53,15 @@ pub const DEFAULT_DATA_DIR: &str = "/var/lib/vmctl";
 impl Settings {
     /// The data folder: `--data`, else the default.
     pub fn data_dir(&self) -> PathBuf {
-        self.data.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+        self.data
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
     }
 
     /// The API socket path.
     pub fn socket_path(&self, data: &std::path::Path) -> PathBuf {
-        self.socket.clone().unwrap_or_else(|| data.join("vmctld.sock"))
+        self.socket
+            .clone()
+            .unwrap_or_else(|| data.join("vmctld.sock"))
     }
 }

@@ -14,9 +14,15 @@ pub fn load_or_create(path: &Path) -> anyhow::Result<String> {
         Ok(t) if !t.trim().is_empty() => return Ok(t.trim().to_string()),
         Ok(_) => anyhow::bail!("token file {} is empty", path.display()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("cannot read token file {}", path.display())),
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot read token file {}", path.display()))
+        }
     }
-    let token: String = rand::thread_rng().sample_iter(rand::distributions::Alphanumeric).take(40).map(char::from).collect();
+    let token: String = rand::thread_rng()
+        .sample_iter(rand::distributions::Alphanumeric)
+        .take(40)
+        .map(char::from)
+        .collect();
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

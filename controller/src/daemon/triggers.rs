@@ -19,12 +19,20 @@ use crate::{fleet::FleetEvent, queue::ObjectKey, reconcilers::Ctx};
 const AGENT_CHECK_PERIOD: Duration = Duration::from_secs(2);
 
 /// Spawns every trigger task; each ends when `stop` turns true.
-pub fn spawn(ctx: Arc<Ctx>, fleet_events: mpsc::UnboundedReceiver<FleetEvent>, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+pub fn spawn(
+    ctx: Arc<Ctx>,
+    fleet_events: mpsc::UnboundedReceiver<FleetEvent>,
+    stop: watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
     vec![
         tokio::spawn(watch_specs::<ClusterSpec>(ctx.clone(), stop.clone())),
         tokio::spawn(watch_specs::<PoolSpec>(ctx.clone(), stop.clone())),
         tokio::spawn(watch_specs::<NodeSpec>(ctx.clone(), stop.clone())),
-        tokio::spawn(forward_fleet_events(ctx.clone(), fleet_events, stop.clone())),
+        tokio::spawn(forward_fleet_events(
+            ctx.clone(),
+            fleet_events,
+            stop.clone(),
+        )),
         tokio::spawn(watch_agent_binary(ctx, stop)),
     ]
 }
@@ -52,17 +60,25 @@ async fn watch_specs<R: Resource>(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>
         if !spec_changed {
             continue;
         }
-        ctx.queue.enqueue(ObjectKey::new(R::KIND, &change.name), "spec changed");
+        ctx.queue
+            .enqueue(ObjectKey::new(R::KIND, &change.name), "spec changed");
         // A node moving between pools, appearing or leaving changes its pools' summaries.
         if R::KIND == NodeSpec::KIND {
             for p in ctx.store.list::<PoolSpec>().unwrap_or_default() {
-                ctx.queue.enqueue(ObjectKey::new(PoolSpec::KIND, &p.metadata.name), "node spec changed");
+                ctx.queue.enqueue(
+                    ObjectKey::new(PoolSpec::KIND, &p.metadata.name),
+                    "node spec changed",
+                );
             }
         }
     }
 }
 
-async fn forward_fleet_events(ctx: Arc<Ctx>, mut events: mpsc::UnboundedReceiver<FleetEvent>, mut stop: watch::Receiver<bool>) {
+async fn forward_fleet_events(
+    ctx: Arc<Ctx>,
+    mut events: mpsc::UnboundedReceiver<FleetEvent>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut log = FleetEventLog::default();
     loop {
         let e = tokio::select! {
@@ -74,7 +90,10 @@ async fn forward_fleet_events(ctx: Arc<Ctx>, mut events: mpsc::UnboundedReceiver
                 tracing::warn!(error = %err, "Cannot append a fleet event to the log");
             }
         }
-        ctx.queue.enqueue(ObjectKey::new(NodeSpec::KIND, FleetEventLog::node(&e)), "fleet event");
+        ctx.queue.enqueue(
+            ObjectKey::new(NodeSpec::KIND, FleetEventLog::node(&e)),
+            "fleet event",
+        );
     }
 }
 
@@ -86,8 +105,12 @@ async fn watch_agent_binary(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
             _ = stop.wait_for(|s| *s) => return,
             _ = tick.tick() => {}
         }
-        let Some(fleet) = ctx.fleet.current() else { continue };
-        let changed = tokio::task::spawn_blocking(move || fleet.refresh_agent()).await.unwrap_or(false);
+        let Some(fleet) = ctx.fleet.current() else {
+            continue;
+        };
+        let changed = tokio::task::spawn_blocking(move || fleet.refresh_agent())
+            .await
+            .unwrap_or(false);
         if changed {
             tracing::info!("Local vmctl-agent binary changed; re-installing it on every node");
         }

@@ -44,7 +44,12 @@ impl AgentBinary {
         let path = path.into();
         let (size, modified) = stat(&path)?;
         let (sha256, _) = hash_file(&path)?;
-        Ok(Self { path, sha256, size, modified })
+        Ok(Self {
+            path,
+            sha256,
+            size,
+            modified,
+        })
     }
 
     /// Re-hashes the file if its size or mtime changed.
@@ -86,14 +91,19 @@ impl AgentBinary {
 }
 
 fn stat(path: &Path) -> Result<(u64, Option<SystemTime>), AgentBinaryError> {
-    let meta = std::fs::metadata(path)
-        .map_err(|source| AgentBinaryError::Read { path: path.to_owned(), source })?;
+    let meta = std::fs::metadata(path).map_err(|source| AgentBinaryError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
     Ok((meta.len(), meta.modified().ok()))
 }
 
 /// SHA-256 (hex) and length of a file, streamed.
 pub(crate) fn hash_file(path: &Path) -> Result<(String, u64), AgentBinaryError> {
-    let err = |source| AgentBinaryError::Read { path: path.to_owned(), source };
+    let err = |source| AgentBinaryError::Read {
+        path: path.to_owned(),
+        source,
+    };
     let mut file = File::open(path).map_err(err)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
@@ -123,7 +133,12 @@ mod tests {
         assert_eq!(bin.sha256(), hex::encode(Sha256::digest(b"v1")));
         assert!(!bin.refresh().unwrap());
 
-        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"+").unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"+")
+            .unwrap();
         assert!(bin.refresh().unwrap());
         assert_eq!(bin.sha256(), hex::encode(Sha256::digest(b"v1+")));
         assert_eq!(bin.size(), 3);

@@ -15,7 +15,7 @@ use tracing::info;
 use vmctl_protocol::agent::{AgentError, ErrorCode, Hello, Op, Outcome, PROTOCOL_VERSION};
 
 use super::agent_binary::AgentBinary;
-use super::channel::{Exit, ExecChannel, OwnedChannel, StderrTail};
+use super::channel::{ExecChannel, Exit, OwnedChannel, StderrTail};
 use super::config::{self_install_command, NodeTarget};
 use super::connect::Conn;
 use super::error::FleetError;
@@ -95,16 +95,22 @@ pub fn decide(node: &str, probe: Probe, ours_sha256: &str, round: Round) -> Boot
     };
     match probe {
         Probe::Answered(hello) => {
-            let theirs =
-                format!("protocol {}, sha256 {}", hello.protocol_version, hello.binary_sha256);
+            let theirs = format!(
+                "protocol {}, sha256 {}",
+                hello.protocol_version, hello.binary_sha256
+            );
             if hello.protocol_version != PROTOCOL_VERSION {
                 upload_or(
-                    UploadReason::ProtocolDiffers { agent: hello.protocol_version },
+                    UploadReason::ProtocolDiffers {
+                        agent: hello.protocol_version,
+                    },
                     mismatch(theirs),
                 )
             } else if hello.binary_sha256 != ours_sha256 {
                 upload_or(
-                    UploadReason::HashDiffers { agent: hello.binary_sha256.clone() },
+                    UploadReason::HashDiffers {
+                        agent: hello.binary_sha256.clone(),
+                    },
                     mismatch(theirs),
                 )
             } else {
@@ -114,15 +120,24 @@ pub fn decide(node: &str, probe: Probe, ours_sha256: &str, round: Round) -> Boot
         Probe::Rejected(error) => match error.code {
             ErrorCode::ProtocolMismatch | ErrorCode::UnknownOp | ErrorCode::BadFrame => upload_or(
                 UploadReason::Incompatible(error.to_string()),
-                FleetError::Agent { node: node.to_owned(), error },
+                FleetError::Agent {
+                    node: node.to_owned(),
+                    error,
+                },
             ),
             ErrorCode::FrameTooLarge | ErrorCode::OpFailed => {
-                Bootstrap::Refuse(FleetError::Agent { node: node.to_owned(), error })
+                Bootstrap::Refuse(FleetError::Agent {
+                    node: node.to_owned(),
+                    error,
+                })
             }
         },
         Probe::Unreadable(reason) => upload_or(
             UploadReason::Incompatible(reason.clone()),
-            FleetError::BadReply { node: node.to_owned(), reason },
+            FleetError::BadReply {
+                node: node.to_owned(),
+                reason,
+            },
         ),
         Probe::Exited { exit, stderr_tail } => {
             let missing = exit.signal.is_none()
@@ -136,7 +151,12 @@ pub fn decide(node: &str, probe: Probe, ours_sha256: &str, round: Round) -> Boot
                 stderr_tail: format!("{}; stderr: {stderr_tail}", exit.describe()),
             };
             if missing {
-                upload_or(UploadReason::Missing, FleetError::AgentMissing { node: node.to_owned() })
+                upload_or(
+                    UploadReason::Missing,
+                    FleetError::AgentMissing {
+                        node: node.to_owned(),
+                    },
+                )
             } else if unrunnable {
                 upload_or(UploadReason::Unrunnable(stderr_tail), start_failed)
             } else {
@@ -162,9 +182,10 @@ pub fn probe_hello(
     // A write to an agent that already exited fails; its exit is then read below.
     let _ = drv.write_all(&mut *chan.channel, &encode_request(id, &Op::Hello));
     loop {
-        let pumped = chan
-            .pump()
-            .map_err(|e| FleetError::SessionClosed { node: node.to_owned(), reason: e.to_string() })?;
+        let pumped = chan.pump().map_err(|e| FleetError::SessionClosed {
+            node: node.to_owned(),
+            reason: e.to_string(),
+        })?;
         for line in pumped.lines {
             let Line::Frame(frame) = line else { continue };
             let resp = match parse_response(&frame) {
@@ -185,9 +206,16 @@ pub fn probe_hello(
         }
         if pumped.eof {
             let (exit, stderr) = chan.finish(drv, node)?;
-            return Ok((Probe::Exited { exit, stderr_tail: stderr.text() }, None));
+            return Ok((
+                Probe::Exited {
+                    exit,
+                    stderr_tail: stderr.text(),
+                },
+                None,
+            ));
         }
-        drv.wait_readable().map_err(|b| drv.io_failed(node, "hello", b))?;
+        drv.wait_readable()
+            .map_err(|b| drv.io_failed(node, "hello", b))?;
     }
 }
 
@@ -204,7 +232,10 @@ pub fn upload(
     random: u64,
 ) -> Result<(), FleetError> {
     let node = &target.name;
-    let failed = |reason: String| FleetError::Upload { node: node.clone(), reason };
+    let failed = |reason: String| FleetError::Upload {
+        node: node.clone(),
+        reason,
+    };
     let tmp = target.upload_path(random);
     let mut file = File::open(agent.path())
         .map_err(|e| failed(format!("opening local {}: {e}", agent.path().display())))?;
@@ -216,7 +247,10 @@ pub fn upload(
     let mut scp = match drv.ssh(|| conn.session.scp_send(Path::new(&tmp), mode, size, None)) {
         Ok(ch) => OwnedChannel::new(&conn.session, ch),
         Err(super::nonblocking::Blocked::Failed(e)) => {
-            return Err(failed(format!("scp to {tmp} refused: {e} (is {} a writable directory?)", target.agent_dir())))
+            return Err(failed(format!(
+                "scp to {tmp} refused: {e} (is {} a writable directory?)",
+                target.agent_dir()
+            )))
         }
         Err(b) => return Err(drv.ssh_failed(node, "scp", b)),
     };
@@ -235,8 +269,12 @@ pub fn upload(
             break;
         }
         hasher.update(&buf[..n]);
-        drv.write_all(&mut *scp, &buf[..n])
-            .map_err(|b| failed(format!("writing {tmp}: {}", drv.io_failed(node, "scp write", b))))?;
+        drv.write_all(&mut *scp, &buf[..n]).map_err(|b| {
+            failed(format!(
+                "writing {tmp}: {}",
+                drv.io_failed(node, "scp write", b)
+            ))
+        })?;
         sent += n as u64;
     }
     let sha = hex::encode(hasher.finalize());
@@ -248,8 +286,12 @@ pub fn upload(
     }
     // The scp protocol ends a file with a zero byte; libssh2 leaves it to us, and without it
     // the remote scp reports a lost connection and exits 1.
-    drv.write_all(&mut *scp, &[0])
-        .map_err(|b| failed(format!("writing {tmp}: {}", drv.io_failed(node, "scp write", b))))?;
+    drv.write_all(&mut *scp, &[0]).map_err(|b| {
+        failed(format!(
+            "writing {tmp}: {}",
+            drv.io_failed(node, "scp write", b)
+        ))
+    })?;
     drv.step(node, "scp eof", || scp.send_eof())?;
     drv.step(node, "scp wait eof", || scp.wait_eof())?;
     // What scp said (errors come as text on stdout and stderr), for the error message.
@@ -269,11 +311,19 @@ pub fn upload(
     };
     if scp_exit.status != 0 || scp_exit.signal.is_some() {
         let said = said.text().replace(['\x01', '\x02', '\0'], "");
-        return Err(failed(format!("scp to {tmp} ended with {}: {said}", scp_exit.describe())));
+        return Err(failed(format!(
+            "scp to {tmp} ended with {}: {said}",
+            scp_exit.describe()
+        )));
     }
     drop(scp);
 
-    let install = ExecChannel::exec(drv, conn, target, &self_install_command(&tmp, &target.agent_path()))?;
+    let install = ExecChannel::exec(
+        drv,
+        conn,
+        target,
+        &self_install_command(&tmp, &target.agent_path()),
+    )?;
     let (exit, stderr) = install.finish(drv, node)?;
     // A 0 that never arrived also reads 0; the hello after this checks the hash, which is
     // the real proof that the install worked.
@@ -285,7 +335,11 @@ pub fn upload(
 }
 
 fn install_failure(tmp: &str, exit: &Exit, stderr: &StderrTail) -> String {
-    format!("self-install of {tmp} ended with {}: {}", exit.describe(), stderr.text())
+    format!(
+        "self-install of {tmp} ended with {}: {}",
+        exit.describe(),
+        stderr.text()
+    )
 }
 
 #[cfg(test)]
@@ -303,12 +357,21 @@ mod tests {
     }
 
     fn exited(status: i32, stderr: &str) -> Probe {
-        Probe::Exited { exit: Exit { status, signal: None }, stderr_tail: stderr.into() }
+        Probe::Exited {
+            exit: Exit {
+                status,
+                signal: None,
+            },
+            stderr_tail: stderr.into(),
+        }
     }
 
     #[test]
     fn our_binary_and_protocol_is_ready() {
-        assert!(matches!(decide("n", hello(OURS, PROTOCOL_VERSION), OURS, Round::First), Bootstrap::Ready(_)));
+        assert!(matches!(
+            decide("n", hello(OURS, PROTOCOL_VERSION), OURS, Round::First),
+            Bootstrap::Ready(_)
+        ));
         assert!(matches!(
             decide("n", hello(OURS, PROTOCOL_VERSION), OURS, Round::AfterUpload),
             Bootstrap::Ready(_)
@@ -321,7 +384,9 @@ mod tests {
             decide("n", hello("bb", PROTOCOL_VERSION), OURS, Round::First),
             Bootstrap::Upload(UploadReason::HashDiffers { agent: "bb".into() })
         );
-        let Bootstrap::Refuse(e) = decide("n", hello("bb", PROTOCOL_VERSION), OURS, Round::AfterUpload) else {
+        let Bootstrap::Refuse(e) =
+            decide("n", hello("bb", PROTOCOL_VERSION), OURS, Round::AfterUpload)
+        else {
             panic!("expected refuse")
         };
         assert_eq!(e.kind(), "protocol_mismatch");
@@ -331,7 +396,9 @@ mod tests {
     fn another_protocol_is_replaced() {
         assert_eq!(
             decide("n", hello(OURS, PROTOCOL_VERSION + 1), OURS, Round::First),
-            Bootstrap::Upload(UploadReason::ProtocolDiffers { agent: PROTOCOL_VERSION + 1 })
+            Bootstrap::Upload(UploadReason::ProtocolDiffers {
+                agent: PROTOCOL_VERSION + 1
+            })
         );
     }
 
@@ -342,8 +409,13 @@ mod tests {
             exited(127, ""),
             exited(1, "bash: /x: No such file or directory"),
         ] {
-            assert_eq!(decide("n", probe.clone(), OURS, Round::First), Bootstrap::Upload(UploadReason::Missing));
-            let Bootstrap::Refuse(e) = decide("n", probe, OURS, Round::AfterUpload) else { panic!() };
+            assert_eq!(
+                decide("n", probe.clone(), OURS, Round::First),
+                Bootstrap::Upload(UploadReason::Missing)
+            );
+            let Bootstrap::Refuse(e) = decide("n", probe, OURS, Round::AfterUpload) else {
+                panic!()
+            };
             assert_eq!(e.kind(), "agent_missing");
         }
     }
@@ -358,24 +430,47 @@ mod tests {
 
     #[test]
     fn an_agent_that_crashes_on_start_is_refused_with_its_stderr() {
-        let Bootstrap::Refuse(e) = decide("n", exited(2, "error: root /r missing"), OURS, Round::First) else {
+        let Bootstrap::Refuse(e) =
+            decide("n", exited(2, "error: root /r missing"), OURS, Round::First)
+        else {
             panic!()
         };
         assert_eq!(e.kind(), "agent_start");
         assert!(e.to_string().contains("root /r missing"));
         let killed = Probe::Exited {
-            exit: Exit { status: 0, signal: Some("KILL".into()) },
+            exit: Exit {
+                status: 0,
+                signal: Some("KILL".into()),
+            },
             stderr_tail: String::new(),
         };
-        assert!(matches!(decide("n", killed, OURS, Round::First), Bootstrap::Refuse(_)));
+        assert!(matches!(
+            decide("n", killed, OURS, Round::First),
+            Bootstrap::Refuse(_)
+        ));
     }
 
     #[test]
     fn an_older_agent_that_rejects_our_hello_is_replaced() {
-        let rejected = Probe::Rejected(AgentError { code: ErrorCode::ProtocolMismatch, message: "v2".into() });
-        assert!(matches!(decide("n", rejected.clone(), OURS, Round::First), Bootstrap::Upload(_)));
-        assert!(matches!(decide("n", rejected, OURS, Round::AfterUpload), Bootstrap::Refuse(_)));
-        let failed = Probe::Rejected(AgentError { code: ErrorCode::OpFailed, message: "x".into() });
-        assert!(matches!(decide("n", failed, OURS, Round::First), Bootstrap::Refuse(_)));
+        let rejected = Probe::Rejected(AgentError {
+            code: ErrorCode::ProtocolMismatch,
+            message: "v2".into(),
+        });
+        assert!(matches!(
+            decide("n", rejected.clone(), OURS, Round::First),
+            Bootstrap::Upload(_)
+        ));
+        assert!(matches!(
+            decide("n", rejected, OURS, Round::AfterUpload),
+            Bootstrap::Refuse(_)
+        ));
+        let failed = Probe::Rejected(AgentError {
+            code: ErrorCode::OpFailed,
+            message: "x".into(),
+        });
+        assert!(matches!(
+            decide("n", failed, OURS, Round::First),
+            Bootstrap::Refuse(_)
+        ));
     }
 }

@@ -33,7 +33,10 @@ impl OwnedChannel {
     /// Wraps a channel of `session`.
     #[must_use]
     pub fn new(session: &Session, channel: Channel) -> Self {
-        Self { session: session.clone(), channel: Some(channel) }
+        Self {
+            session: session.clone(),
+            channel: Some(channel),
+        }
     }
 }
 
@@ -42,13 +45,17 @@ impl Deref for OwnedChannel {
 
     fn deref(&self) -> &Channel {
         // Only `drop` takes the channel out.
-        self.channel.as_ref().unwrap_or_else(|| unreachable!("channel taken before drop"))
+        self.channel
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("channel taken before drop"))
     }
 }
 
 impl DerefMut for OwnedChannel {
     fn deref_mut(&mut self) -> &mut Channel {
-        self.channel.as_mut().unwrap_or_else(|| unreachable!("channel taken before drop"))
+        self.channel
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("channel taken before drop"))
     }
 }
 
@@ -151,7 +158,11 @@ impl ExecChannel {
         let channel = drv.step(node, "channel open", || conn.session.channel_session())?;
         let mut channel = OwnedChannel::new(&conn.session, channel);
         drv.step(node, "exec", || channel.exec(command))?;
-        Ok(Self { channel, lines: LineSplitter::default(), stderr: StderrTail::default() })
+        Ok(Self {
+            channel,
+            lines: LineSplitter::default(),
+            stderr: StderrTail::default(),
+        })
     }
 
     /// Reads whatever stdout and stderr hold now, without waiting.
@@ -161,24 +172,33 @@ impl ExecChannel {
     pub fn pump(&mut self) -> io::Result<Pumped> {
         let mut out = Pumped::default();
         let mut buf = [0u8; 16 * 1024];
+        // Reading either stream makes libssh2 drain the socket, which can queue packets for the
+        // other stream (or the EOF) in libssh2's own buffer. The socket then shows nothing new,
+        // and a poll on it would sleep until the deadline with data already here. So keep
+        // reading both until a whole pass makes no progress.
         loop {
-            match read_now(&mut *self.channel, &mut buf)? {
-                Some(0) => {
-                    out.eof = self.channel.eof();
+            let mut progressed = false;
+            while let Some(n) = read_now(&mut *self.channel, &mut buf)? {
+                if n == 0 {
                     break;
                 }
-                Some(n) => out.lines.extend(self.lines.feed(&buf[..n])),
-                None => break,
+                progressed = true;
+                out.lines.extend(self.lines.feed(&buf[..n]));
             }
-        }
-        let mut stderr = self.channel.stderr();
-        while let Some(n) = read_now(&mut stderr, &mut buf)? {
-            if n == 0 {
+            let mut stderr = self.channel.stderr();
+            while let Some(n) = read_now(&mut stderr, &mut buf)? {
+                if n == 0 {
+                    break;
+                }
+                progressed = true;
+                debug!(stderr = %String::from_utf8_lossy(&buf[..n]).trim_end(), "Agent wrote to stderr.");
+                self.stderr.push(&buf[..n]);
+            }
+            if !progressed {
                 break;
             }
-            debug!(stderr = %String::from_utf8_lossy(&buf[..n]).trim_end(), "Agent wrote to stderr.");
-            self.stderr.push(&buf[..n]);
         }
+        out.eof = self.channel.eof();
         Ok(out)
     }
 
@@ -186,7 +206,11 @@ impl ExecChannel {
     ///
     /// # Errors
     /// [`FleetError::Handshake`] on a channel error, or the driver's timeout / stop.
-    pub fn finish(mut self, drv: &mut Driver<'_>, node: &str) -> Result<(Exit, StderrTail), FleetError> {
+    pub fn finish(
+        mut self,
+        drv: &mut Driver<'_>,
+        node: &str,
+    ) -> Result<(Exit, StderrTail), FleetError> {
         let ch = &mut self.channel;
         drv.step(node, "send eof", || ch.send_eof())?;
         // Drain output until the remote side ends it, so its exit status can arrive.
@@ -198,7 +222,8 @@ impl ExecChannel {
             if pumped.eof {
                 break;
             }
-            drv.wait_readable().map_err(|b| drv.io_failed(node, "wait for exit", b))?;
+            drv.wait_readable()
+                .map_err(|b| drv.io_failed(node, "wait for exit", b))?;
         }
         let ch = &mut self.channel;
         drv.step(node, "close", || ch.close())?;

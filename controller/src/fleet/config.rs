@@ -58,7 +58,10 @@ impl NodeTarget {
     /// is not absolute or holds a quote, newline or NUL (it is pasted into a shell command).
     pub fn validate(&self) -> Result<(), FleetError> {
         let bad = |reason: &str| {
-            Err(FleetError::InvalidTarget { node: self.name.clone(), reason: reason.to_string() })
+            Err(FleetError::InvalidTarget {
+                node: self.name.clone(),
+                reason: reason.to_string(),
+            })
         };
         if self.name.is_empty() {
             return bad("name is empty");
@@ -106,7 +109,11 @@ impl NodeTarget {
     /// `'<agent>' serve --root '<root>'`.
     #[must_use]
     pub fn serve_command(&self) -> String {
-        format!("{} serve --root {}", quote(&self.agent_path()), quote(&self.root))
+        format!(
+            "{} serve --root {}",
+            quote(&self.agent_path()),
+            quote(&self.root)
+        )
     }
 }
 
@@ -139,13 +146,19 @@ mod tests {
     fn a_real_droplet_runs_the_agent_from_var_lib() {
         let t = target("/");
         assert_eq!(t.agent_path(), "/var/lib/vmctl/bin/vmctl-agent");
-        assert_eq!(t.serve_command(), "'/var/lib/vmctl/bin/vmctl-agent' serve --root '/'");
+        assert_eq!(
+            t.serve_command(),
+            "'/var/lib/vmctl/bin/vmctl-agent' serve --root '/'"
+        );
     }
 
     #[test]
     fn a_testbed_droplet_runs_the_agent_under_its_root() {
         let t = target("/tmp/farm/web-1/");
-        assert_eq!(t.agent_path(), "/tmp/farm/web-1/var/lib/vmctl/bin/vmctl-agent");
+        assert_eq!(
+            t.agent_path(),
+            "/tmp/farm/web-1/var/lib/vmctl/bin/vmctl-agent"
+        );
         assert_eq!(
             t.upload_path(0xab),
             "/tmp/farm/web-1/var/lib/vmctl/bin/.vmctl-agent.upload-00000000000000ab"

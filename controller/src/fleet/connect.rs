@@ -54,8 +54,10 @@ pub fn connect(
 ) -> Result<Conn, FleetError> {
     let node = &target.name;
     let stream = tcp_connect(io, target, deadline)?;
-    let mut session = Session::new()
-        .map_err(|e| FleetError::Handshake { node: node.clone(), reason: e.to_string() })?;
+    let mut session = Session::new().map_err(|e| FleetError::Handshake {
+        node: node.clone(),
+        reason: e.to_string(),
+    })?;
     let libssh2_stream = stream.try_clone().map_err(|e| FleetError::Connect {
         node: node.clone(),
         addr: target.addr(),
@@ -63,7 +65,12 @@ pub fn connect(
     })?;
     session.set_tcp_stream(libssh2_stream);
     session.set_blocking(false);
-    let mut drv = Driver { io, stream: &stream, deadline, budget: config.connect_timeout };
+    let mut drv = Driver {
+        io,
+        stream: &stream,
+        deadline,
+        budget: config.connect_timeout,
+    };
     drv.step(node, "handshake", || session.handshake())?;
 
     check_host_key(&session, node, host_keys, emit)?;
@@ -80,20 +87,32 @@ pub fn connect(
         }
         Err(Blocked::Failed(e)) => {
             debug!(error = %e, "Public-key login refused.");
-            return Err(FleetError::AuthRejected { node: node.clone(), user: user.clone() });
+            return Err(FleetError::AuthRejected {
+                node: node.clone(),
+                user: user.clone(),
+            });
         }
         Err(b) => return Err(drv.ssh_failed(node, "auth", b)),
     }
     if !session.authenticated() {
-        return Err(FleetError::AuthRejected { node: node.clone(), user: user.clone() });
+        return Err(FleetError::AuthRejected {
+            node: node.clone(),
+            user: user.clone(),
+        });
     }
-    let secs = u32::try_from(config.keepalive.as_secs()).unwrap_or(u32::MAX).max(1);
+    let secs = u32::try_from(config.keepalive.as_secs())
+        .unwrap_or(u32::MAX)
+        .max(1);
     session.set_keepalive(true, secs);
     Ok(Conn { session, stream })
 }
 
 /// Non-blocking TCP connect, watched by the session's poll from the start.
-fn tcp_connect(io: &mut Io, target: &NodeTarget, deadline: Instant) -> Result<TcpStream, FleetError> {
+fn tcp_connect(
+    io: &mut Io,
+    target: &NodeTarget,
+    deadline: Instant,
+) -> Result<TcpStream, FleetError> {
     let failed = |reason: String| FleetError::Connect {
         node: target.name.clone(),
         addr: target.addr(),
@@ -106,8 +125,12 @@ fn tcp_connect(io: &mut Io, target: &NodeTarget, deadline: Instant) -> Result<Tc
         .ok_or_else(|| failed("address resolves to nothing".into()))?;
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
         .map_err(|e| failed(e.to_string()))?;
-    socket.set_nonblocking(true).map_err(|e| failed(e.to_string()))?;
-    socket.set_nodelay(true).map_err(|e| failed(e.to_string()))?;
+    socket
+        .set_nonblocking(true)
+        .map_err(|e| failed(e.to_string()))?;
+    socket
+        .set_nodelay(true)
+        .map_err(|e| failed(e.to_string()))?;
     match socket.connect(&addr.into()) {
         Ok(()) => {}
         Err(e)
@@ -116,7 +139,8 @@ fn tcp_connect(io: &mut Io, target: &NodeTarget, deadline: Instant) -> Result<Tc
         Err(e) => return Err(failed(e.to_string())),
     }
     let stream = TcpStream::from(OwnedFd::from(socket));
-    io.watch(&stream).map_err(|e| failed(format!("poll register: {e}")))?;
+    io.watch(&stream)
+        .map_err(|e| failed(format!("poll register: {e}")))?;
     loop {
         // Connected, or failed: either way the socket turns writable and the outcome shows
         // in SO_ERROR / peer_addr.
@@ -129,14 +153,17 @@ fn tcp_connect(io: &mut Io, target: &NodeTarget, deadline: Instant) -> Result<Tc
         }
         if io.stopped() {
             io.unwatch(&stream);
-            return Err(FleetError::ShuttingDown { node: target.name.clone() });
+            return Err(FleetError::ShuttingDown {
+                node: target.name.clone(),
+            });
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             io.unwatch(&stream);
             return Err(failed("connect timed out".into()));
         }
-        io.wait(None, left).map_err(|e| failed(format!("poll: {e}")))?;
+        io.wait(None, left)
+            .map_err(|e| failed(format!("poll: {e}")))?;
     }
 }
 
@@ -153,8 +180,10 @@ fn check_host_key(
     })?;
     let now: Timestamp = chrono::Utc::now();
     let presented = host_keys::presented_key(host_keys::key_type_name(kind), blob, now);
-    let store_failed =
-        |reason: String| FleetError::HostKeyStore { node: node.to_owned(), reason };
+    let store_failed = |reason: String| FleetError::HostKeyStore {
+        node: node.to_owned(),
+        reason,
+    };
     let pinned = store.pinned(node).map_err(store_failed)?;
     match host_keys::verdict(pinned.as_ref(), &presented) {
         Verdict::Matches => Ok(()),

@@ -230,7 +230,10 @@ mod tests {
             presented: "SHA256:b".into(),
         };
         assert_eq!(mismatch.retry_hint(), RetryHint::Permanent);
-        let closed = FleetError::SessionClosed { node, reason: "eof".into() };
+        let closed = FleetError::SessionClosed {
+            node,
+            reason: "eof".into(),
+        };
         assert_eq!(closed.retry_hint(), RetryHint::Transient);
     }
 
@@ -241,6 +244,9 @@ mod tests {
             op: "facts".into(),
             after: Duration::from_millis(1500),
         };
-        assert_eq!(e.to_string(), "facts on node web-1 timed out after 1s 500ms");
+        assert_eq!(
+            e.to_string(),
+            "facts on node web-1 timed out after 1s 500ms"
+        );
     }
 }

@@ -19,7 +19,11 @@ pub type Reply = Result<serde_json::Value, FleetError>;
 /// One request frame, newline included.
 #[must_use]
 pub fn encode_request(id: u64, op: &Op) -> Vec<u8> {
-    let req = Request { id, v: Some(PROTOCOL_VERSION), op: op.clone() };
+    let req = Request {
+        id,
+        v: Some(PROTOCOL_VERSION),
+        op: op.clone(),
+    };
     // A Request is plain data (an integer and a unit enum): serialization cannot fail.
     let mut line = serde_json::to_vec(&req).unwrap_or_default();
     line.push(b'\n');
@@ -89,11 +93,13 @@ pub fn parse_response(frame: &[u8]) -> Result<Response, String> {
 }
 
 /// Turns a reply's outcome into what the caller gets.
-#[must_use]
 pub fn outcome_reply(node: &str, outcome: Outcome) -> Reply {
     match outcome {
         Outcome::Ok(v) => Ok(v),
-        Outcome::Err(error) => Err(FleetError::Agent { node: node.to_owned(), error }),
+        Outcome::Err(error) => Err(FleetError::Agent {
+            node: node.to_owned(),
+            error,
+        }),
     }
 }
 
@@ -169,8 +175,12 @@ impl Mux {
     /// Answers every caller whose deadline is at or before `now` with a timeout, and forgets
     /// them. Returns how many timed out.
     pub fn expire(&mut self, node: &str, now: Instant) -> usize {
-        let expired: Vec<u64> =
-            self.waiting.iter().filter(|(_, w)| w.deadline <= now).map(|(id, _)| *id).collect();
+        let expired: Vec<u64> = self
+            .waiting
+            .iter()
+            .filter(|(_, w)| w.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
         for id in &expired {
             if let Some(w) = self.waiting.remove(id) {
                 let _ = w.reply.send(Err(FleetError::Timeout {
@@ -204,12 +214,23 @@ mod tests {
 
     fn waiter(op: &'static str, deadline: Instant) -> (Waiter, oneshot::Receiver<Reply>) {
         let (tx, rx) = oneshot::channel();
-        (Waiter { op, deadline, budget: Duration::from_millis(50), reply: tx }, rx)
+        (
+            Waiter {
+                op,
+                deadline,
+                budget: Duration::from_millis(50),
+                reply: tx,
+            },
+            rx,
+        )
     }
 
     #[test]
     fn request_frames_carry_our_protocol_version_and_a_newline() {
-        assert_eq!(encode_request(7, &Op::Facts), b"{\"id\":7,\"v\":1,\"op\":\"facts\"}\n");
+        assert_eq!(
+            encode_request(7, &Op::Facts),
+            b"{\"id\":7,\"v\":1,\"op\":\"facts\"}\n"
+        );
     }
 
     #[test]
@@ -219,9 +240,15 @@ mod tests {
         let lines = s.feed(b"}\n{\"id\":2}\n{\"i");
         assert_eq!(
             lines,
-            vec![Line::Frame(b"{\"id\":1}".to_vec()), Line::Frame(b"{\"id\":2}".to_vec())]
+            vec![
+                Line::Frame(b"{\"id\":1}".to_vec()),
+                Line::Frame(b"{\"id\":2}".to_vec())
+            ]
         );
-        assert_eq!(s.feed(b"d\":3}\n"), vec![Line::Frame(b"{\"id\":3}".to_vec())]);
+        assert_eq!(
+            s.feed(b"d\":3}\n"),
+            vec![Line::Frame(b"{\"id\":3}".to_vec())]
+        );
     }
 
     #[test]
@@ -230,7 +257,10 @@ mod tests {
         let big = vec![b'x'; MAX_FRAME_BYTES + 1];
         assert!(s.feed(&big).is_empty());
         assert!(s.feed(b"more").is_empty());
-        assert_eq!(s.feed(b"\nok\n"), vec![Line::TooLarge, Line::Frame(b"ok".to_vec())]);
+        assert_eq!(
+            s.feed(b"\nok\n"),
+            vec![Line::TooLarge, Line::Frame(b"ok".to_vec())]
+        );
     }
 
     #[test]
@@ -243,7 +273,10 @@ mod tests {
         mux.insert(2, w2);
         assert_eq!(mux.route("n", br#"{"id":2,"ok":{}}"#), Routed::Delivered(2));
         assert_eq!(
-            mux.route("n", br#"{"id":1,"err":{"code":"op_failed","message":"disk"}}"#),
+            mux.route(
+                "n",
+                br#"{"id":1,"err":{"code":"op_failed","message":"disk"}}"#
+            ),
             Routed::Delivered(1)
         );
         assert_eq!(r2.try_recv().unwrap().unwrap(), serde_json::json!({}));
@@ -252,7 +285,10 @@ mod tests {
             err,
             FleetError::Agent {
                 node: "n".into(),
-                error: AgentError { code: ErrorCode::OpFailed, message: "disk".into() }
+                error: AgentError {
+                    code: ErrorCode::OpFailed,
+                    message: "disk".into()
+                }
             }
         );
         assert!(mux.is_empty());
@@ -276,7 +312,10 @@ mod tests {
         let mut mux = Mux::default();
         assert!(matches!(mux.route("n", b"not json"), Routed::Bad(_)));
         assert!(matches!(
-            mux.route("n", br#"{"id":null,"err":{"code":"bad_frame","message":"x"}}"#),
+            mux.route(
+                "n",
+                br#"{"id":null,"err":{"code":"bad_frame","message":"x"}}"#
+            ),
             Routed::Unaddressed(_)
         ));
     }
@@ -287,7 +326,10 @@ mod tests {
         let mut mux = Mux::default();
         let (w, mut rx) = waiter("facts", far);
         mux.insert(1, w);
-        mux.fail_all(&FleetError::SessionClosed { node: "n".into(), reason: "eof".into() });
+        mux.fail_all(&FleetError::SessionClosed {
+            node: "n".into(),
+            reason: "eof".into(),
+        });
         assert_eq!(rx.try_recv().unwrap().unwrap_err().kind(), "session_closed");
     }
 }

@@ -37,17 +37,28 @@ pub struct MemoryHostKeyStore {
 impl MemoryHostKeyStore {
     /// Forgets the pin of `node` (what `vmctl forget-hostkey` does to the real store).
     pub fn forget(&self, node: &str) -> Option<PinnedHostKey> {
-        self.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(node)
+        self.keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(node)
     }
 }
 
 impl HostKeyStore for MemoryHostKeyStore {
     fn pinned(&self, node: &str) -> Result<Option<PinnedHostKey>, String> {
-        Ok(self.keys.lock().map_err(|e| e.to_string())?.get(node).cloned())
+        Ok(self
+            .keys
+            .lock()
+            .map_err(|e| e.to_string())?
+            .get(node)
+            .cloned())
     }
 
     fn pin(&self, node: &str, key: &PinnedHostKey) -> Result<(), String> {
-        self.keys.lock().map_err(|e| e.to_string())?.insert(node.to_owned(), key.clone());
+        self.keys
+            .lock()
+            .map_err(|e| e.to_string())?
+            .insert(node.to_owned(), key.clone());
         Ok(())
     }
 }
@@ -107,7 +118,9 @@ pub fn verdict(pinned: Option<&PinnedHostKey>, presented: &PinnedHostKey) -> Ver
         Some(p) if p.key_type == presented.key_type && p.key_base64 == presented.key_base64 => {
             Verdict::Matches
         }
-        Some(p) => Verdict::Mismatch { pinned: p.fingerprint.clone() },
+        Some(p) => Verdict::Mismatch {
+            pinned: p.fingerprint.clone(),
+        },
     }
 }
 
@@ -125,7 +138,10 @@ mod tests {
         let blob = STANDARD
             .decode("AAAAC3NzaC1lZDI1NTE5AAAAIN4UpDAOyuNkPUVPT//CDb44XgBbRgGLaDokqXku6t0l")
             .unwrap();
-        assert_eq!(fingerprint(&blob), "SHA256:2Mp7HXcCx4N+7kmWE+I1PFWW6f/KtX3nwwc9vjH922s");
+        assert_eq!(
+            fingerprint(&blob),
+            "SHA256:2Mp7HXcCx4N+7kmWE+I1PFWW6f/KtX3nwwc9vjH922s"
+        );
     }
 
     #[test]
@@ -134,7 +150,12 @@ mod tests {
         let b = key(b"key-b");
         assert_eq!(verdict(None, &a), Verdict::Pin);
         assert_eq!(verdict(Some(&a), &a), Verdict::Matches);
-        assert_eq!(verdict(Some(&a), &b), Verdict::Mismatch { pinned: a.fingerprint.clone() });
+        assert_eq!(
+            verdict(Some(&a), &b),
+            Verdict::Mismatch {
+                pinned: a.fingerprint.clone()
+            }
+        );
     }
 
     #[test]
@@ -142,7 +163,10 @@ mod tests {
         let a = key(b"key-a");
         let mut other = a.clone();
         other.key_type = "ssh-rsa".into();
-        assert!(matches!(verdict(Some(&a), &other), Verdict::Mismatch { .. }));
+        assert!(matches!(
+            verdict(Some(&a), &other),
+            Verdict::Mismatch { .. }
+        ));
     }
 
     #[test]

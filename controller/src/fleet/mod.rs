@@ -99,7 +99,12 @@ impl Fleet {
             sessions: Mutex::new(HashMap::new()),
             retired: Mutex::new(Vec::new()),
         };
-        (Fleet { inner: Arc::new(inner) }, rx)
+        (
+            Fleet {
+                inner: Arc::new(inner),
+            },
+            rx,
+        )
     }
 
     /// Starts a session for `target.name` if there is none; restarts it if the target
@@ -121,7 +126,10 @@ impl Fleet {
         }
         let name = target.name.clone();
         let handle = SessionHandle::spawn(target, Arc::clone(&self.inner.shared)).map_err(|e| {
-            FleetError::SessionClosed { node: name.clone(), reason: format!("starting session thread: {e}") }
+            FleetError::SessionClosed {
+                node: name.clone(),
+                reason: format!("starting session thread: {e}"),
+            }
         })?;
         sessions.insert(name, Arc::new(handle));
         Ok(())
@@ -139,8 +147,9 @@ impl Fleet {
         s.stop();
         let mut retired = lock(&self.inner.retired);
         // Reap threads that already ended, so a long-lived fleet does not collect handles.
-        let (done, running): (Vec<_>, Vec<_>) =
-            retired.drain(..).partition(std::thread::JoinHandle::is_finished);
+        let (done, running): (Vec<_>, Vec<_>) = retired
+            .drain(..)
+            .partition(std::thread::JoinHandle::is_finished);
         for t in done {
             let _ = t.join();
         }
@@ -167,7 +176,8 @@ impl Fleet {
     /// # Errors
     /// See [`Fleet::call_with_timeout`].
     pub async fn call(&self, name: &str, op: Op) -> Result<serde_json::Value, FleetError> {
-        self.call_with_timeout(name, op, self.inner.shared.config.call_timeout).await
+        self.call_with_timeout(name, op, self.inner.shared.config.call_timeout)
+            .await
     }
 
     /// Runs `op` on the node's agent, giving up after `timeout`.
@@ -188,22 +198,36 @@ impl Fleet {
         let session = lock(&self.inner.sessions)
             .get(name)
             .cloned()
-            .ok_or_else(|| FleetError::UnknownNode { node: name.to_owned() })?;
+            .ok_or_else(|| FleetError::UnknownNode {
+                node: name.to_owned(),
+            })?;
         if let SessionState::Down { error, .. } = session.state() {
-            return Err(FleetError::NotConnected { node: name.to_owned(), reason: error.to_string() });
+            return Err(FleetError::NotConnected {
+                node: name.to_owned(),
+                reason: error.to_string(),
+            });
         }
         let id = self.inner.shared.next_id();
         let op_name = op.name();
         let span = debug_span!("fleet_call", node = %name, op = op_name, frame_id = id);
         let (tx, rx) = oneshot::channel();
-        let waiter = Waiter { op: op_name, deadline: Instant::now() + timeout, budget: timeout, reply: tx };
+        let waiter = Waiter {
+            op: op_name,
+            deadline: Instant::now() + timeout,
+            budget: timeout,
+            reply: tx,
+        };
         if session.send(Command::Call { id, op, waiter }).is_err() {
             return Err(FleetError::SessionClosed {
                 node: name.to_owned(),
                 reason: "session thread ended".into(),
             });
         }
-        let timed_out = || FleetError::Timeout { node: name.to_owned(), op: op_name.to_owned(), after: timeout };
+        let timed_out = || FleetError::Timeout {
+            node: name.to_owned(),
+            op: op_name.to_owned(),
+            after: timeout,
+        };
         match tokio::time::timeout(timeout, rx).instrument(span).await {
             Ok(Ok(reply)) => reply,
             Ok(Err(_)) => Err(FleetError::SessionClosed {
@@ -220,8 +244,10 @@ impl Fleet {
     /// As [`Fleet::call`], plus [`FleetError::BadReply`] if the reply is not [`Facts`].
     pub async fn facts(&self, name: &str) -> Result<Facts, FleetError> {
         let v = self.call(name, Op::Facts).await?;
-        serde_json::from_value(v)
-            .map_err(|e| FleetError::BadReply { node: name.to_owned(), reason: format!("facts: {e}") })
+        serde_json::from_value(v).map_err(|e| FleetError::BadReply {
+            node: name.to_owned(),
+            reason: format!("facts: {e}"),
+        })
     }
 
     /// Drops the node's session and connects again now, skipping any backoff (e.g. after the
@@ -237,7 +263,10 @@ impl Fleet {
     /// re-installs it (after its in-flight calls finish); returns whether it changed.
     pub fn refresh_agent(&self) -> bool {
         let shared = &self.inner.shared;
-        let mut current = shared.agent.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut current = shared
+            .agent
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut next = AgentBinary::clone(&current);
         match next.refresh() {
             Ok(false) => return false,
@@ -273,12 +302,16 @@ impl Fleet {
             .wait_timeout_while(n, SHUTDOWN_GRACE, |n| *n > 0)
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if waited.timed_out() {
-            warn!(threads = *n, "Some fleet sessions did not stop in time; leaving them.");
+            warn!(
+                threads = *n,
+                "Some fleet sessions did not stop in time; leaving them."
+            );
         }
         drop(n);
         let mut retired = lock(&self.inner.retired);
-        let (done, running): (Vec<_>, Vec<_>) =
-            retired.drain(..).partition(std::thread::JoinHandle::is_finished);
+        let (done, running): (Vec<_>, Vec<_>) = retired
+            .drain(..)
+            .partition(std::thread::JoinHandle::is_finished);
         for t in done {
             let _ = t.join();
         }

@@ -52,7 +52,12 @@ impl Io {
     pub fn new(stop: Arc<AtomicBool>) -> io::Result<Self> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        Ok(Self { poll, events: Events::with_capacity(8), waker, stop })
+        Ok(Self {
+            poll,
+            events: Events::with_capacity(8),
+            waker,
+            stop,
+        })
     }
 
     /// The waker callers poke.
@@ -151,7 +156,9 @@ impl Driver<'_> {
         if left.is_zero() {
             return Err(Blocked::TimedOut);
         }
-        self.io.wait(Some(self.stream), left).map_err(|_| Blocked::TimedOut)
+        self.io
+            .wait(Some(self.stream), left)
+            .map_err(|_| Blocked::TimedOut)
     }
 
     /// Calls `step` until it stops answering `EAGAIN`.
@@ -191,11 +198,14 @@ impl Driver<'_> {
     #[must_use]
     pub fn ssh_failed(&self, node: &str, step: &str, b: Blocked<ssh2::Error>) -> FleetError {
         match b {
-            Blocked::Failed(e) => {
-                FleetError::Handshake { node: node.to_owned(), reason: format!("{step}: {e}") }
-            }
+            Blocked::Failed(e) => FleetError::Handshake {
+                node: node.to_owned(),
+                reason: format!("{step}: {e}"),
+            },
             Blocked::TimedOut => self.timed_out(node, step),
-            Blocked::Stopped => FleetError::ShuttingDown { node: node.to_owned() },
+            Blocked::Stopped => FleetError::ShuttingDown {
+                node: node.to_owned(),
+            },
         }
     }
 
@@ -203,23 +213,34 @@ impl Driver<'_> {
     #[must_use]
     pub fn io_failed(&self, node: &str, step: &str, b: Blocked<io::Error>) -> FleetError {
         match b {
-            Blocked::Failed(e) => {
-                FleetError::SessionClosed { node: node.to_owned(), reason: format!("{step}: {e}") }
-            }
+            Blocked::Failed(e) => FleetError::SessionClosed {
+                node: node.to_owned(),
+                reason: format!("{step}: {e}"),
+            },
             Blocked::TimedOut => self.timed_out(node, step),
-            Blocked::Stopped => FleetError::ShuttingDown { node: node.to_owned() },
+            Blocked::Stopped => FleetError::ShuttingDown {
+                node: node.to_owned(),
+            },
         }
     }
 
     fn timed_out(&self, node: &str, step: &str) -> FleetError {
-        FleetError::Timeout { node: node.to_owned(), op: step.to_owned(), after: self.budget }
+        FleetError::Timeout {
+            node: node.to_owned(),
+            op: step.to_owned(),
+            after: self.budget,
+        }
     }
 
     /// Writes all of `buf` to a channel stream.
     ///
     /// # Errors
     /// The write error, the deadline, or a stop.
-    pub fn write_all(&mut self, w: &mut impl Write, mut buf: &[u8]) -> Result<(), Blocked<io::Error>> {
+    pub fn write_all(
+        &mut self,
+        w: &mut impl Write,
+        mut buf: &[u8],
+    ) -> Result<(), Blocked<io::Error>> {
         while !buf.is_empty() {
             match w.write(buf) {
                 Ok(0) => {

@@ -64,7 +64,12 @@ pub struct FleetShared {
 impl FleetShared {
     /// The current agent binary.
     pub fn agent(&self) -> Arc<AgentBinary> {
-        Arc::clone(&self.agent.read().unwrap_or_else(std::sync::PoisonError::into_inner))
+        Arc::clone(
+            &self
+                .agent
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     /// A fresh frame id.
@@ -128,7 +133,10 @@ impl SessionHandle {
             last_mismatch: None,
         };
         let live = Arc::clone(&fleet.live);
-        *live.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
+        *live
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) += 1;
         let spawned = std::thread::Builder::new()
             .name(format!("fleet-{}", target.name))
             .stack_size(THREAD_STACK_BYTES)
@@ -156,7 +164,10 @@ impl SessionHandle {
     /// The session's state now.
     #[must_use]
     pub fn state(&self) -> SessionState {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Queues `cmd` and wakes the thread.
@@ -165,7 +176,11 @@ impl SessionHandle {
     /// The thread is gone; the command comes back.
     #[allow(clippy::result_large_err)] // The command is handed back so its waiter can be failed.
     pub fn send(&self, cmd: Command) -> Result<(), Command> {
-        let sent = self.tx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).send(cmd);
+        let sent = self
+            .tx
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .send(cmd);
         sent.map_err(|e| e.0)?;
         // A failed wake means the poll is gone, i.e. the thread exited; the queue then drops.
         let _ = self.waker.wake();
@@ -180,7 +195,10 @@ impl SessionHandle {
 
     /// The thread, for joining; `None` once taken.
     pub fn take_thread(&self) -> Option<JoinHandle<()>> {
-        self.thread.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+        self.thread
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
 }
 
@@ -190,7 +208,9 @@ struct LiveGuard(Arc<(Mutex<usize>, Condvar)>);
 impl Drop for LiveGuard {
     fn drop(&mut self) {
         let (count, cv) = &*self.0;
-        let mut n = count.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut n = count
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *n = n.saturating_sub(1);
         cv.notify_all();
     }
@@ -285,14 +305,23 @@ impl Worker {
                 Waited::Stop => break,
             }
         }
-        let gone = FleetError::ShuttingDown { node: self.target.name.clone() };
+        let gone = FleetError::ShuttingDown {
+            node: self.target.name.clone(),
+        };
         self.fail_queued(&gone);
-        self.set_state(SessionState::Down { error: gone, since: chrono::Utc::now(), attempt: 0 });
+        self.set_state(SessionState::Down {
+            error: gone,
+            since: chrono::Utc::now(),
+            attempt: 0,
+        });
         debug!("Session thread ended.");
     }
 
     fn set_state(&self, s: SessionState) {
-        *self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = s;
+        *self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = s;
     }
 
     fn emit(&self, ev: FleetEvent) {
@@ -317,7 +346,11 @@ impl Worker {
             &mut |ev| host_key_events.push(ev),
         );
         for ev in host_key_events {
-            if let FleetEvent::HostKeyMismatch { presented_fingerprint, .. } = &ev {
+            if let FleetEvent::HostKeyMismatch {
+                presented_fingerprint,
+                ..
+            } = &ev
+            {
                 if self.last_mismatch.as_ref() == Some(presented_fingerprint) {
                     continue;
                 }
@@ -339,12 +372,22 @@ impl Worker {
                 deadline: Instant::now() + config.call_timeout,
                 budget: config.call_timeout,
             };
-            let chan = ExecChannel::exec(&mut drv, &conn, &self.target, &self.target.serve_command())?;
+            let chan =
+                ExecChannel::exec(&mut drv, &conn, &self.target, &self.target.serve_command())?;
             let (probe, chan) = bootstrap::probe_hello(&mut drv, chan, &node, fleet.next_id())?;
-            debug!(elapsed_ms = since_ms(started), ?probe, "Agent answered hello.");
+            debug!(
+                elapsed_ms = since_ms(started),
+                ?probe,
+                "Agent answered hello."
+            );
             match (decide(&node, probe, agent.sha256(), round), chan) {
                 (Bootstrap::Ready(hello), Some(chan)) => {
-                    return Ok(Established { conn, chan, hello, uploaded });
+                    return Ok(Established {
+                        conn,
+                        chan,
+                        hello,
+                        uploaded,
+                    });
                 }
                 (Bootstrap::Ready(_), None) => {
                     // `probe_hello` only returns no channel for an exited agent, which is never
@@ -391,7 +434,12 @@ impl Worker {
 
     /// Serves calls until the session fails, is stopped, or must restart.
     fn serve(&mut self, est: Established, started: Instant) -> Ended {
-        let Established { conn, mut chan, hello, .. } = est;
+        let Established {
+            conn,
+            mut chan,
+            hello,
+            ..
+        } = est;
         let node = self.target.name.clone();
         let keepalive = self.fleet.config.keepalive.max(Duration::from_secs(1));
         let silence_limit = keepalive * SILENT_KEEPALIVES;
@@ -407,7 +455,9 @@ impl Worker {
             }
             loop {
                 match self.rx.try_recv() {
-                    Ok(Command::Call { id, op, waiter }) => self.backlog.push_back((id, op, waiter)),
+                    Ok(Command::Call { id, op, waiter }) => {
+                        self.backlog.push_back((id, op, waiter))
+                    }
                     Ok(Command::Reconnect { at }) if at >= started => {
                         info!("Reconnecting on request.");
                         break 'serve Ended::Restart;
@@ -444,7 +494,10 @@ impl Worker {
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) => {
-                        break 'serve Ended::Failed(closed(&node, format!("writing to agent: {e}")));
+                        break 'serve Ended::Failed(closed(
+                            &node,
+                            format!("writing to agent: {e}"),
+                        ));
                     }
                 }
             }
@@ -456,13 +509,18 @@ impl Worker {
                     }
                     if pumped.eof {
                         let tail = chan.stderr.text();
-                        break Ended::Failed(closed(&node, format!("agent exited; stderr: {tail}")));
+                        break Ended::Failed(closed(
+                            &node,
+                            format!("agent exited; stderr: {tail}"),
+                        ));
                     }
                 }
             }
             let now = Instant::now();
             mux.expire(&node, now);
-            if now >= next_keepalive {
+            // libssh2 refuses a new packet while a partly sent one waits (LIBSSH2_ERROR_BAD_USE),
+            // so keepalives wait for queued frames to go out first.
+            if now >= next_keepalive && out.is_empty() {
                 match conn.session.keepalive_send() {
                     Ok(secs) => {
                         next_keepalive = now + Duration::from_secs(u64::from(secs.max(1)));
@@ -513,21 +571,35 @@ impl Worker {
         let text = error.to_string();
         if self.last_down.as_ref() != Some(&text) {
             warn!(error = %text, kind = error.kind(), attempt, "Session down; retrying with backoff.");
-            self.emit(FleetEvent::Down { node: self.target.name.clone(), error: error.clone() });
+            self.emit(FleetEvent::Down {
+                node: self.target.name.clone(),
+                error: error.clone(),
+            });
             self.last_down = Some(text.clone());
         } else {
             debug!(error = %text, attempt, "Session still down.");
         }
-        let not_connected = FleetError::NotConnected { node: self.target.name.clone(), reason: text };
+        let not_connected = FleetError::NotConnected {
+            node: self.target.name.clone(),
+            reason: text,
+        };
         for (_, _, w) in self.backlog.drain(..) {
             let _ = w.reply.send(Err(not_connected.clone()));
         }
-        self.set_state(SessionState::Down { error, since: chrono::Utc::now(), attempt });
+        self.set_state(SessionState::Down {
+            error,
+            since: chrono::Utc::now(),
+            attempt,
+        });
     }
 
     /// Sleeps out the backoff; calls made meanwhile fail fast.
     fn wait_backoff(&mut self, attempt: u32) -> Waited {
-        let delay = self.fleet.config.reconnect.delay(attempt, rand::random::<f64>());
+        let delay = self
+            .fleet
+            .config
+            .reconnect
+            .delay(attempt, rand::random::<f64>());
         let until = Instant::now() + delay;
         loop {
             if self.io.stopped() {
@@ -576,7 +648,10 @@ fn since_ms(t: Instant) -> u128 {
 }
 
 fn closed(node: &str, reason: String) -> FleetError {
-    FleetError::SessionClosed { node: node.to_owned(), reason }
+    FleetError::SessionClosed {
+        node: node.to_owned(),
+        reason,
+    }
 }
 
 fn route(mux: &mut Mux, node: &str, line: Line) {

@@ -89,19 +89,35 @@ pub struct FleetSlot {
 impl FleetSlot {
     /// An empty slot whose fleets report into `sink`.
     pub fn new(sink: mpsc::UnboundedSender<FleetEvent>) -> Self {
-        FleetSlot { running: Mutex::new(None), sink }
+        FleetSlot {
+            running: Mutex::new(None),
+            sink,
+        }
     }
 
     /// The running fleet.
     pub fn current(&self) -> Option<Fleet> {
-        self.running.lock().expect("fleet slot poisoned").as_ref().map(|(_, f)| f.clone())
+        self.running
+            .lock()
+            .expect("fleet slot poisoned")
+            .as_ref()
+            .map(|(_, f)| f.clone())
     }
 
     fn settings(&self) -> Option<FleetSettings> {
-        self.running.lock().expect("fleet slot poisoned").as_ref().map(|(s, _)| s.clone())
+        self.running
+            .lock()
+            .expect("fleet slot poisoned")
+            .as_ref()
+            .map(|(s, _)| s.clone())
     }
 
-    fn install(&self, settings: FleetSettings, fleet: Fleet, mut events: mpsc::UnboundedReceiver<FleetEvent>) {
+    fn install(
+        &self,
+        settings: FleetSettings,
+        fleet: Fleet,
+        mut events: mpsc::UnboundedReceiver<FleetEvent>,
+    ) {
         let sink = self.sink.clone();
         tokio::spawn(async move {
             while let Some(e) = events.recv().await {
@@ -110,7 +126,11 @@ impl FleetSlot {
                 }
             }
         });
-        let old = self.running.lock().expect("fleet slot poisoned").replace((settings, fleet));
+        let old = self
+            .running
+            .lock()
+            .expect("fleet slot poisoned")
+            .replace((settings, fleet));
         if let Some((_, old)) = old {
             shutdown_in_background(old);
         }
@@ -147,13 +167,19 @@ impl HostKeyStore for StoreHostKeys {
 /// Store failures.
 pub async fn reconcile(ctx: &Ctx, name: &str) -> Result<Action, ReconcileError> {
     let cluster = ctx.store.get::<ClusterSpec>(name).map_err(store_err)?;
-    match plan(cluster.as_ref().map(|c| &c.spec), ctx.fleet.settings().as_ref()) {
+    match plan(
+        cluster.as_ref().map(|c| &c.spec),
+        ctx.fleet.settings().as_ref(),
+    ) {
         FleetAction::Keep => return Ok(Action::AwaitChange),
         FleetAction::Remove => ctx.fleet.clear(),
         FleetAction::Replace(settings) => {
             let cluster = cluster.as_ref().expect("Replace implies a cluster spec");
             let now = chrono::Utc::now();
-            let mut status = ClusterStatus { observed_generation: cluster.metadata.generation, ..cluster.status.clone() };
+            let mut status = ClusterStatus {
+                observed_generation: cluster.metadata.generation,
+                ..cluster.status.clone()
+            };
             if let Err(e) = std::fs::metadata(&settings.private_key) {
                 let message = format!("cannot read SSH private key {}: {e}", settings.private_key);
                 let changed = Condition::upsert(
@@ -168,12 +194,22 @@ pub async fn reconcile(ctx: &Ctx, name: &str) -> Result<Action, ReconcileError> 
                 );
                 write_status(ctx, name, status)?;
                 if changed {
-                    append(ctx, name, EventType::Warning, "PrivateKeyUnreadable", &message)?;
+                    append(
+                        ctx,
+                        name,
+                        EventType::Warning,
+                        "PrivateKeyUnreadable",
+                        &message,
+                    )?;
                 }
                 return Err(anyhow::anyhow!(message).into());
             }
-            let backoff = Backoff::try_new(RECONNECT_MIN, settings.probe_interval.max(RECONNECT_MIN), 0.2)
-                .map_err(|e| anyhow::anyhow!("reconnect backoff: {e}"))?;
+            let backoff = Backoff::try_new(
+                RECONNECT_MIN,
+                settings.probe_interval.max(RECONNECT_MIN),
+                0.2,
+            )
+            .map_err(|e| anyhow::anyhow!("reconnect backoff: {e}"))?;
             let config = FleetConfig {
                 user: settings.user.clone(),
                 private_key: settings.private_key.clone().into(),
@@ -199,19 +235,31 @@ pub async fn reconcile(ctx: &Ctx, name: &str) -> Result<Action, ReconcileError> 
         }
     }
     for n in ctx.store.list::<NodeSpec>().map_err(store_err)? {
-        ctx.queue.enqueue(ObjectKey::new(NodeSpec::KIND, &n.metadata.name), "fleet replaced");
+        ctx.queue.enqueue(
+            ObjectKey::new(NodeSpec::KIND, &n.metadata.name),
+            "fleet replaced",
+        );
     }
     Ok(Action::AwaitChange)
 }
 
 fn write_status(ctx: &Ctx, name: &str, status: ClusterStatus) -> Result<(), ReconcileError> {
-    match ctx.store.put_status::<ClusterSpec>(name, status, Precondition::None) {
+    match ctx
+        .store
+        .put_status::<ClusterSpec>(name, status, Precondition::None)
+    {
         Ok(_) | Err(vmctl_state::StoreError::NotFound { .. }) => Ok(()),
         Err(e) => Err(store_err(e)),
     }
 }
 
-fn append(ctx: &Ctx, name: &str, type_: EventType, reason: &str, message: &str) -> Result<(), ReconcileError> {
+fn append(
+    ctx: &Ctx,
+    name: &str,
+    type_: EventType,
+    reason: &str,
+    message: &str,
+) -> Result<(), ReconcileError> {
     ctx.store
         .append_event(Event {
             seq: 0,
@@ -234,7 +282,10 @@ mod tests {
 
     fn spec(user: &str) -> ClusterSpec {
         ClusterSpec {
-            ssh: SshSpec { user: user.into(), private_key: "/k".into() },
+            ssh: SshSpec {
+                user: user.into(),
+                private_key: "/k".into(),
+            },
             probe_interval: Duration::from_secs(5),
             call_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
@@ -244,9 +295,13 @@ mod tests {
     #[test]
     fn a_fleet_is_built_for_a_new_spec_kept_while_it_matches_and_rebuilt_on_change() {
         let a = spec("root");
-        let FleetAction::Replace(settings) = plan(Some(&a), None) else { panic!("expected Replace") };
+        let FleetAction::Replace(settings) = plan(Some(&a), None) else {
+            panic!("expected Replace")
+        };
         assert_eq!(plan(Some(&a), Some(&settings)), FleetAction::Keep);
-        assert!(matches!(plan(Some(&spec("admin")), Some(&settings)), FleetAction::Replace(s) if s.user == "admin"));
+        assert!(
+            matches!(plan(Some(&spec("admin")), Some(&settings)), FleetAction::Replace(s) if s.user == "admin")
+        );
         assert_eq!(plan(None, Some(&settings)), FleetAction::Remove);
         assert_eq!(plan(None, None), FleetAction::Keep);
     }

@@ -31,7 +31,11 @@ pub struct Ctx {
 ///
 /// # Errors
 /// The reconciler's error, for the queue's retry policy.
-pub async fn reconcile(ctx: Arc<Ctx>, key: ObjectKey, rc: ReconcileContext) -> Result<Action, ReconcileError> {
+pub async fn reconcile(
+    ctx: Arc<Ctx>,
+    key: ObjectKey,
+    rc: ReconcileContext,
+) -> Result<Action, ReconcileError> {
     let _ = rc;
     match key.kind.as_str() {
         k if k == ClusterSpec::KIND => cluster::reconcile(&ctx, &key.name).await,

@@ -39,7 +39,8 @@ pub fn config(private_key: PathBuf, agent: &std::path::Path) -> FleetConfig {
         connect_timeout: Duration::from_secs(5),
         call_timeout: Duration::from_secs(10),
         keepalive: Duration::from_secs(15),
-        reconnect: Backoff::try_new(Duration::from_millis(100), Duration::from_secs(1), 0.2).unwrap(),
+        reconnect: Backoff::try_new(Duration::from_millis(100), Duration::from_secs(1), 0.2)
+            .unwrap(),
         agent: AgentBinary::load(agent).unwrap(),
     }
 }
@@ -75,7 +76,15 @@ impl World {
         let agent = agent_binary_path();
         let store = Arc::new(MemoryHostKeyStore::default());
         let (fleet, events) = Fleet::new(config(key.clone(), &agent), store.clone());
-        World { farm, fleet, events, store, key, agent, dir }
+        World {
+            farm,
+            fleet,
+            events,
+            store,
+            key,
+            agent,
+            dir,
+        }
     }
 
     /// Ensures a session for every droplet.
@@ -86,7 +95,11 @@ impl World {
     }
 
     pub fn names(&self) -> Vec<String> {
-        self.farm.droplets().iter().map(|d| d.name.clone()).collect()
+        self.farm
+            .droplets()
+            .iter()
+            .map(|d| d.name.clone())
+            .collect()
     }
 
     /// Waits for the next event matching `pred`, skipping others; panics after `within`.

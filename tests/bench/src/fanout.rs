@@ -40,7 +40,10 @@ pub struct Args {
 /// # Errors
 /// A droplet failed to start, a session did not get Ready in time, or a call failed.
 pub fn run(args: &Args) -> anyhow::Result<serde_json::Value> {
-    ensure!(args.nodes > 0 && args.rounds > 0, "--nodes and --rounds must be positive");
+    ensure!(
+        args.nodes > 0 && args.rounds > 0,
+        "--nodes and --rounds must be positive"
+    );
     let agent = match &args.agent {
         Some(p) => p.clone(),
         None => std::env::current_exe()?
@@ -48,15 +51,23 @@ pub fn run(args: &Args) -> anyhow::Result<serde_json::Value> {
             .context("executable has no folder")?
             .join("vmctl-agent"),
     };
-    let agent = AgentBinary::load(&agent)
-        .with_context(|| format!("agent binary {} (build it with -p vmctl-agent)", agent.display()))?;
+    let agent = AgentBinary::load(&agent).with_context(|| {
+        format!(
+            "agent binary {} (build it with -p vmctl-agent)",
+            agent.display()
+        )
+    })?;
 
     let dir = tempfile::tempdir()?;
     let (key, public) = generate_client_key(&dir.path().join("client"))?;
     let names: Vec<String> = (0..args.nodes).map(|i| format!("bench-{i}")).collect();
     let started = Instant::now();
     let farm = DropletFarm::start(&dir.path().join("farm"), &names, &public)?;
-    eprintln!("fanout: {} droplets up in {:.2}s", args.nodes, started.elapsed().as_secs_f64());
+    eprintln!(
+        "fanout: {} droplets up in {:.2}s",
+        args.nodes,
+        started.elapsed().as_secs_f64()
+    );
     let targets: Vec<NodeTarget> = farm
         .droplets()
         .iter()
@@ -79,7 +90,9 @@ pub fn run(args: &Args) -> anyhow::Result<serde_json::Value> {
     // Pins persist across the two fleets, as they do in vmctld's store.
     let store = Arc::new(MemoryHostKeyStore::default());
 
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let report = runtime.block_on(async {
         let started = Instant::now();
         let (installer, mut events) = Fleet::new(config.clone(), store.clone());
@@ -97,7 +110,11 @@ pub fn run(args: &Args) -> anyhow::Result<serde_json::Value> {
         ensure_all(&fleet, &targets)?;
         ready_all(&mut events, targets.len()).await?;
         let cold = started.elapsed();
-        eprintln!("fanout: cold connect to {} nodes in {:.3}s", targets.len(), cold.as_secs_f64());
+        eprintln!(
+            "fanout: cold connect to {} nodes in {:.3}s",
+            targets.len(),
+            cold.as_secs_f64()
+        );
 
         let mut rounds = Vec::with_capacity(args.rounds);
         for round in 0..args.rounds {

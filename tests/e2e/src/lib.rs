@@ -15,13 +15,20 @@ use vmctl_testbed::DropletFarm;
 /// executable's path (`target/debug/deps/<test>`).
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
 }
 
 /// The path of a workspace binary; panics with the build command when it is missing.
 pub fn bin(name: &str) -> PathBuf {
     let p = bin_dir().join(name);
-    assert!(p.is_file(), "{} is missing: run `cargo build --workspace --bins` first", p.display());
+    assert!(
+        p.is_file(),
+        "{} is missing: run `cargo build --workspace --bins` first",
+        p.display()
+    );
     p
 }
 
@@ -32,7 +39,10 @@ pub fn wait_for<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> Op
         if let Some(v) = check() {
             return v;
         }
-        assert!(Instant::now() < until, "timed out after {deadline:?} waiting for {what}");
+        assert!(
+            Instant::now() < until,
+            "timed out after {deadline:?} waiting for {what}"
+        );
         std::thread::park_timeout(Duration::from_millis(50));
     }
 }
@@ -134,14 +144,22 @@ impl Vmctld {
     /// `vmctl status -o json`, parsed.
     pub fn status(&self) -> StatusView {
         let out = self.vmctl(&["status", "-o", "json"]);
-        assert!(out.status.success(), "vmctl status failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "vmctl status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).expect("status JSON")
     }
 
     /// `vmctl events -o json --limit 1000` as JSON values, newest first.
     pub fn events(&self) -> Vec<serde_json::Value> {
         let out = self.vmctl(&["events", "--limit", "1000", "-o", "json"]);
-        assert!(out.status.success(), "vmctl events failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "vmctl events failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("events JSON");
         match v {
             serde_json::Value::Array(a) => a,
@@ -167,12 +185,22 @@ impl Drop for Vmctld {
 
 /// Runs `vmctl --socket SOCKET args...`.
 pub fn vmctl_raw(socket: &Path, args: &[&str]) -> Output {
-    Command::new(bin("vmctl")).arg("--socket").arg(socket).args(args).output().expect("run vmctl")
+    Command::new(bin("vmctl"))
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .output()
+        .expect("run vmctl")
 }
 
 /// Writes a cluster.toml for the farm's droplets, every one in pool `pool` (role web), with a
 /// short probe interval, and returns its path.
-pub fn write_cluster_toml(dir: &Path, farm: &DropletFarm, private_key: &Path, probe: &str) -> PathBuf {
+pub fn write_cluster_toml(
+    dir: &Path,
+    farm: &DropletFarm,
+    private_key: &Path,
+    probe: &str,
+) -> PathBuf {
     let mut s = format!(
         "name = \"e2e\"\nprobe_interval = \"{probe}\"\ncall_timeout = \"5s\"\nconnect_timeout = \"5s\"\n\n\
          [ssh]\nuser = \"root\"\nprivate_key = \"{}\"\n\n[pools.web]\nrole = \"web\"\n",

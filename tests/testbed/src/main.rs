@@ -107,12 +107,18 @@ fn run_ctl(args: &CtlArgs) -> Result<()> {
         CtlOp::RotateHostKey => control::ControlOp::RotateHostKey,
     };
     let socket = args.dir.join("control.sock");
-    let request = control::ControlRequest { op, name: args.name.clone() };
+    let request = control::ControlRequest {
+        op,
+        name: args.name.clone(),
+    };
     let response = control::request(&socket, &request)
         .with_context(|| format!("is a farm running in {}?", args.dir.display()))?;
     match response.error {
         None if response.ok => Ok(()),
-        error => anyhow::bail!("{}", error.unwrap_or_else(|| "the farm refused the request".into())),
+        error => anyhow::bail!(
+            "{}",
+            error.unwrap_or_else(|| "the farm refused the request".into())
+        ),
     }
 }
 

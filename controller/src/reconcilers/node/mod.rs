@@ -36,7 +36,9 @@ pub async fn reconcile(ctx: &Ctx, name: &str) -> Result<Action, ReconcileError> 
         .list::<ClusterSpec>()
         .map_err(store_err)?
         .first()
-        .map_or(vmctl_protocol::cluster::DEFAULT_PROBE_INTERVAL, |c| c.spec.probe_interval);
+        .map_or(vmctl_protocol::cluster::DEFAULT_PROBE_INTERVAL, |c| {
+            c.spec.probe_interval
+        });
 
     let target = NodeTarget {
         name: name.to_string(),
@@ -47,16 +49,20 @@ pub async fn reconcile(ctx: &Ctx, name: &str) -> Result<Action, ReconcileError> 
     let connection = match fleet.ensure(target) {
         // A target the fleet refuses (e.g. a root it cannot quote) is an observation to show,
         // not an error to retry: only a new spec can fix it.
-        Err(e) => Connection::Down { reason: "InvalidTarget".into(), message: e.to_string() },
+        Err(e) => Connection::Down {
+            reason: "InvalidTarget".into(),
+            message: e.to_string(),
+        },
         Ok(()) => match fleet.state(name) {
             None | Some(SessionState::Connecting { .. }) => Connection::Connecting,
             Some(SessionState::Ready { hello, .. }) => Connection::Ready {
                 agent_version: hello.agent_version.clone(),
                 agent_sha256: hello.binary_sha256.clone(),
             },
-            Some(SessionState::Down { error, .. }) => {
-                Connection::Down { reason: reason_of(&error).into(), message: error.to_string() }
-            }
+            Some(SessionState::Down { error, .. }) => Connection::Down {
+                reason: reason_of(&error).into(),
+                message: error.to_string(),
+            },
         },
     };
     let facts = match connection {
@@ -72,13 +78,20 @@ pub async fn reconcile(ctx: &Ctx, name: &str) -> Result<Action, ReconcileError> 
     };
     let planned = plan::plan(name, &node.status, &observed, chrono::Utc::now());
     if planned.status != node.status {
-        match ctx.store.put_status::<NodeSpec>(name, planned.status, vmctl_state::Precondition::None) {
+        match ctx.store.put_status::<NodeSpec>(
+            name,
+            planned.status,
+            vmctl_state::Precondition::None,
+        ) {
             Ok(_) => {}
             // Deleted while we probed: nothing to record.
             Err(vmctl_state::StoreError::NotFound { .. }) => return Ok(Action::AwaitChange),
             Err(e) => return Err(store_err(e)),
         }
-        ctx.queue.enqueue(ObjectKey::new(PoolSpec::KIND, &node.spec.pool), "node status changed");
+        ctx.queue.enqueue(
+            ObjectKey::new(PoolSpec::KIND, &node.spec.pool),
+            "node status changed",
+        );
     }
     for e in planned.events {
         ctx.store.append_event(e).map_err(store_err)?;

@@ -56,31 +56,54 @@ pub struct NodePlan {
 pub const REASON_FACTS_FAILED: &str = "FactsFailed";
 
 /// Decides the node's next status and events.
-pub fn plan(name: &str, previous: &NodeStatus, observed: &NodeObserved, now: Timestamp) -> NodePlan {
+pub fn plan(
+    name: &str,
+    previous: &NodeStatus,
+    observed: &NodeObserved,
+    now: Timestamp,
+) -> NodePlan {
     let mut status = previous.clone();
     status.observed_generation = observed.generation;
     status.host_key_fingerprint = observed.host_key_fingerprint.clone();
     let mut events = Vec::new();
 
     let (reachable, reach_reason, reach_message) = match (&observed.connection, &observed.facts) {
-        (Connection::Ready { .. }, Some(Ok(_))) | (Connection::Ready { .. }, None) => {
-            (ConditionStatus::True, "SessionReady".to_string(), "agent session is open".to_string())
+        (Connection::Ready { .. }, Some(Ok(_))) | (Connection::Ready { .. }, None) => (
+            ConditionStatus::True,
+            "SessionReady".to_string(),
+            "agent session is open".to_string(),
+        ),
+        (Connection::Ready { .. }, Some(Err(e))) => (
+            ConditionStatus::False,
+            REASON_FACTS_FAILED.to_string(),
+            format!("facts call failed: {e}"),
+        ),
+        (Connection::Down { reason, message }, _) => {
+            (ConditionStatus::False, reason.clone(), message.clone())
         }
-        (Connection::Ready { .. }, Some(Err(e))) => {
-            (ConditionStatus::False, REASON_FACTS_FAILED.to_string(), format!("facts call failed: {e}"))
+        (Connection::Connecting, _) => {
+            match Condition::find(&previous.conditions, COND_REACHABLE) {
+                // A reconnect in progress does not erase what we last knew.
+                Some(c) => (c.status, c.reason.clone(), c.message.clone()),
+                None => (
+                    ConditionStatus::Unknown,
+                    "Connecting".into(),
+                    "first contact in progress".into(),
+                ),
+            }
         }
-        (Connection::Down { reason, message }, _) => (ConditionStatus::False, reason.clone(), message.clone()),
-        (Connection::Connecting, _) => match Condition::find(&previous.conditions, COND_REACHABLE) {
-            // A reconnect in progress does not erase what we last knew.
-            Some(c) => (c.status, c.reason.clone(), c.message.clone()),
-            None => (ConditionStatus::Unknown, "Connecting".into(), "first contact in progress".into()),
-        },
     };
     let was_reachable = previous.reachable;
     status.reachable = reachable == ConditionStatus::True;
     let transitioned = Condition::upsert(
         &mut status.conditions,
-        cond(COND_REACHABLE, reachable, &reach_reason, &reach_message, now),
+        cond(
+            COND_REACHABLE,
+            reachable,
+            &reach_reason,
+            &reach_message,
+            now,
+        ),
     );
     if transitioned && reachable != ConditionStatus::Unknown {
         let (type_, reason) = if status.reachable {
@@ -98,21 +121,43 @@ pub fn plan(name: &str, previous: &NodeStatus, observed: &NodeObserved, now: Tim
         events.push(event(name, type_, reason, &message, now));
     }
 
-    if let Connection::Ready { agent_version, agent_sha256 } = &observed.connection {
+    if let Connection::Ready {
+        agent_version,
+        agent_sha256,
+    } = &observed.connection
+    {
         status.agent_version = Some(agent_version.clone());
         status.agent_sha256 = Some(agent_sha256.clone());
         Condition::upsert(
             &mut status.conditions,
-            cond(COND_AGENT_READY, ConditionStatus::True, "HelloAnswered", "agent matches the controller's build", now),
+            cond(
+                COND_AGENT_READY,
+                ConditionStatus::True,
+                "HelloAnswered",
+                "agent matches the controller's build",
+                now,
+            ),
         );
     } else if let Connection::Down { reason, message } = &observed.connection {
         if is_agent_reason(reason) {
-            Condition::upsert(&mut status.conditions, cond(COND_AGENT_READY, ConditionStatus::False, reason, message, now));
+            Condition::upsert(
+                &mut status.conditions,
+                cond(
+                    COND_AGENT_READY,
+                    ConditionStatus::False,
+                    reason,
+                    message,
+                    now,
+                ),
+            );
         }
     }
 
     let mismatch = matches!(&observed.connection, Connection::Down { reason, .. } if reason == COND_HOST_KEY_MISMATCH);
-    match (mismatch, Condition::find(&previous.conditions, COND_HOST_KEY_MISMATCH).is_some()) {
+    match (
+        mismatch,
+        Condition::find(&previous.conditions, COND_HOST_KEY_MISMATCH).is_some(),
+    ) {
         (true, _) => {
             let message = match &observed.connection {
                 Connection::Down { message, .. } => message.clone(),
@@ -120,18 +165,36 @@ pub fn plan(name: &str, previous: &NodeStatus, observed: &NodeObserved, now: Tim
             };
             let changed = Condition::upsert(
                 &mut status.conditions,
-                cond(COND_HOST_KEY_MISMATCH, ConditionStatus::True, "HostKeyChanged", &message, now),
+                cond(
+                    COND_HOST_KEY_MISMATCH,
+                    ConditionStatus::True,
+                    "HostKeyChanged",
+                    &message,
+                    now,
+                ),
             );
             if changed {
                 let text = format!("{message}; refusing the node until an operator runs `vmctl node forget-hostkey {name}`");
-                events.push(event(name, EventType::Warning, COND_HOST_KEY_MISMATCH, &text, now));
+                events.push(event(
+                    name,
+                    EventType::Warning,
+                    COND_HOST_KEY_MISMATCH,
+                    &text,
+                    now,
+                ));
             }
         }
         // Once a session is up again with a pinned key, the mismatch is resolved.
         (false, true) if matches!(observed.connection, Connection::Ready { .. }) => {
             Condition::upsert(
                 &mut status.conditions,
-                cond(COND_HOST_KEY_MISMATCH, ConditionStatus::False, "HostKeyPinned", "host key matches the pinned key", now),
+                cond(
+                    COND_HOST_KEY_MISMATCH,
+                    ConditionStatus::False,
+                    "HostKeyPinned",
+                    "host key matches the pinned key",
+                    now,
+                ),
             );
         }
         _ => {}
@@ -145,10 +208,19 @@ pub fn plan(name: &str, previous: &NodeStatus, observed: &NodeObserved, now: Tim
 }
 
 fn is_agent_reason(reason: &str) -> bool {
-    matches!(reason, "AgentMissing" | "AgentStartFailed" | "ProtocolMismatch" | "UploadFailed" | "BadReply")
+    matches!(
+        reason,
+        "AgentMissing" | "AgentStartFailed" | "ProtocolMismatch" | "UploadFailed" | "BadReply"
+    )
 }
 
-fn cond(type_: &str, status: ConditionStatus, reason: &str, message: &str, now: Timestamp) -> Condition {
+fn cond(
+    type_: &str,
+    status: ConditionStatus,
+    reason: &str,
+    message: &str,
+    now: Timestamp,
+) -> Condition {
     Condition {
         type_: type_.into(),
         status,
@@ -189,28 +261,50 @@ mod tests {
             kernel: "6".into(),
             uptime_s: 1,
             load: [0.0; 3],
-            memory: Capacity { total_bytes: 1, available_bytes: 1 },
-            disk: Capacity { total_bytes: 1, available_bytes: 1 },
+            memory: Capacity {
+                total_bytes: 1,
+                available_bytes: 1,
+            },
+            disk: Capacity {
+                total_bytes: 1,
+                available_bytes: 1,
+            },
             mastodon: MastodonInstall::default(),
             services: vec![],
         }
     }
 
     fn ready() -> Connection {
-        Connection::Ready { agent_version: "0.1.0".into(), agent_sha256: "ab".into() }
+        Connection::Ready {
+            agent_version: "0.1.0".into(),
+            agent_sha256: "ab".into(),
+        }
     }
 
     fn observed(connection: Connection, facts: Option<Result<Facts, String>>) -> NodeObserved {
-        NodeObserved { generation: 3, connection, facts, host_key_fingerprint: Some("SHA256:x".into()) }
+        NodeObserved {
+            generation: 3,
+            connection,
+            facts,
+            host_key_fingerprint: Some("SHA256:x".into()),
+        }
     }
 
     fn down(reason: &str) -> Connection {
-        Connection::Down { reason: reason.into(), message: format!("{reason} happened") }
+        Connection::Down {
+            reason: reason.into(),
+            message: format!("{reason} happened"),
+        }
     }
 
     #[test]
     fn a_ready_node_with_facts_becomes_reachable_once() {
-        let p = plan("web-1", &NodeStatus::default(), &observed(ready(), Some(Ok(facts()))), at(10));
+        let p = plan(
+            "web-1",
+            &NodeStatus::default(),
+            &observed(ready(), Some(Ok(facts()))),
+            at(10),
+        );
         assert!(p.status.reachable);
         assert_eq!(p.status.observed_generation, 3);
         assert_eq!(p.status.last_seen, Some(at(10)));
@@ -219,7 +313,12 @@ mod tests {
         assert_eq!(p.events.len(), 1);
         assert_eq!(p.events[0].reason, "NodeReachable");
 
-        let again = plan("web-1", &p.status, &observed(ready(), Some(Ok(facts()))), at(15));
+        let again = plan(
+            "web-1",
+            &p.status,
+            &observed(ready(), Some(Ok(facts()))),
+            at(15),
+        );
         assert!(again.events.is_empty(), "no event without a transition");
         let c = Condition::find(&again.status.conditions, COND_REACHABLE).unwrap();
         assert_eq!(c.last_transition, at(10));
@@ -227,7 +326,13 @@ mod tests {
 
     #[test]
     fn losing_the_session_marks_the_node_unreachable_and_keeps_last_facts() {
-        let up = plan("web-1", &NodeStatus::default(), &observed(ready(), Some(Ok(facts()))), at(10)).status;
+        let up = plan(
+            "web-1",
+            &NodeStatus::default(),
+            &observed(ready(), Some(Ok(facts()))),
+            at(10),
+        )
+        .status;
         let p = plan("web-1", &up, &observed(down("SessionClosed"), None), at(20));
         assert!(!p.status.reachable);
         assert!(p.status.facts.is_some());
@@ -238,41 +343,116 @@ mod tests {
 
     #[test]
     fn a_failed_facts_call_counts_as_unreachable() {
-        let up = plan("web-1", &NodeStatus::default(), &observed(ready(), Some(Ok(facts()))), at(10)).status;
-        let p = plan("web-1", &up, &observed(ready(), Some(Err("timed out".into()))), at(20));
+        let up = plan(
+            "web-1",
+            &NodeStatus::default(),
+            &observed(ready(), Some(Ok(facts()))),
+            at(10),
+        )
+        .status;
+        let p = plan(
+            "web-1",
+            &up,
+            &observed(ready(), Some(Err("timed out".into()))),
+            at(20),
+        );
         assert!(!p.status.reachable);
-        assert_eq!(Condition::find(&p.status.conditions, COND_REACHABLE).unwrap().reason, REASON_FACTS_FAILED);
+        assert_eq!(
+            Condition::find(&p.status.conditions, COND_REACHABLE)
+                .unwrap()
+                .reason,
+            REASON_FACTS_FAILED
+        );
     }
 
     #[test]
     fn a_reconnect_in_progress_keeps_the_last_known_reachability() {
-        let gone = plan("web-1", &NodeStatus::default(), &observed(down("ConnectFailed"), None), at(10)).status;
-        let p = plan("web-1", &gone, &observed(Connection::Connecting, None), at(11));
+        let gone = plan(
+            "web-1",
+            &NodeStatus::default(),
+            &observed(down("ConnectFailed"), None),
+            at(10),
+        )
+        .status;
+        let p = plan(
+            "web-1",
+            &gone,
+            &observed(Connection::Connecting, None),
+            at(11),
+        );
         assert!(!p.status.reachable);
         assert!(p.events.is_empty());
-        let first = plan("web-1", &NodeStatus::default(), &observed(Connection::Connecting, None), at(1));
+        let first = plan(
+            "web-1",
+            &NodeStatus::default(),
+            &observed(Connection::Connecting, None),
+            at(1),
+        );
         assert!(first.events.is_empty());
-        assert_eq!(Condition::find(&first.status.conditions, COND_REACHABLE).unwrap().status, ConditionStatus::Unknown);
+        assert_eq!(
+            Condition::find(&first.status.conditions, COND_REACHABLE)
+                .unwrap()
+                .status,
+            ConditionStatus::Unknown
+        );
     }
 
     #[test]
     fn a_changed_host_key_sets_the_condition_until_a_session_is_ready_again() {
-        let p = plan("web-1", &NodeStatus::default(), &observed(down(COND_HOST_KEY_MISMATCH), None), at(10));
-        assert!(Condition::is_true(&p.status.conditions, COND_HOST_KEY_MISMATCH));
+        let p = plan(
+            "web-1",
+            &NodeStatus::default(),
+            &observed(down(COND_HOST_KEY_MISMATCH), None),
+            at(10),
+        );
+        assert!(Condition::is_true(
+            &p.status.conditions,
+            COND_HOST_KEY_MISMATCH
+        ));
         assert!(!p.status.reachable);
         assert!(p.events.iter().any(|e| e.reason == COND_HOST_KEY_MISMATCH));
-        let later = plan("web-1", &p.status, &observed(Connection::Connecting, None), at(11));
-        assert!(Condition::is_true(&later.status.conditions, COND_HOST_KEY_MISMATCH));
-        let again = plan("web-1", &later.status, &observed(down(COND_HOST_KEY_MISMATCH), None), at(12));
-        assert!(again.events.is_empty(), "one event per mismatch, not per retry");
-        let fixed = plan("web-1", &later.status, &observed(ready(), Some(Ok(facts()))), at(12));
-        assert!(!Condition::is_true(&fixed.status.conditions, COND_HOST_KEY_MISMATCH));
+        let later = plan(
+            "web-1",
+            &p.status,
+            &observed(Connection::Connecting, None),
+            at(11),
+        );
+        assert!(Condition::is_true(
+            &later.status.conditions,
+            COND_HOST_KEY_MISMATCH
+        ));
+        let again = plan(
+            "web-1",
+            &later.status,
+            &observed(down(COND_HOST_KEY_MISMATCH), None),
+            at(12),
+        );
+        assert!(
+            again.events.is_empty(),
+            "one event per mismatch, not per retry"
+        );
+        let fixed = plan(
+            "web-1",
+            &later.status,
+            &observed(ready(), Some(Ok(facts()))),
+            at(12),
+        );
+        assert!(!Condition::is_true(
+            &fixed.status.conditions,
+            COND_HOST_KEY_MISMATCH
+        ));
         assert!(fixed.status.reachable);
     }
 
     #[test]
     fn agent_failures_clear_agent_ready() {
-        let up = plan("web-1", &NodeStatus::default(), &observed(ready(), Some(Ok(facts()))), at(10)).status;
+        let up = plan(
+            "web-1",
+            &NodeStatus::default(),
+            &observed(ready(), Some(Ok(facts()))),
+            at(10),
+        )
+        .status;
         let p = plan("web-1", &up, &observed(down("UploadFailed"), None), at(20));
         let c = Condition::find(&p.status.conditions, COND_AGENT_READY).unwrap();
         assert_eq!(c.status, ConditionStatus::False);

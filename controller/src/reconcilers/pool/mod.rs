@@ -16,10 +16,22 @@ pub async fn reconcile(ctx: &Ctx, name: &str) -> Result<Action, ReconcileError> 
         return Ok(Action::AwaitChange);
     };
     let nodes = ctx.store.list::<NodeSpec>().map_err(store_err)?;
-    let refs: Vec<_> = nodes.iter().map(|n| (n.metadata.name.as_str(), &n.spec, &n.status)).collect();
-    let status = plan::plan(name, pool.metadata.generation, &pool.status, &refs, chrono::Utc::now());
+    let refs: Vec<_> = nodes
+        .iter()
+        .map(|n| (n.metadata.name.as_str(), &n.spec, &n.status))
+        .collect();
+    let status = plan::plan(
+        name,
+        pool.metadata.generation,
+        &pool.status,
+        &refs,
+        chrono::Utc::now(),
+    );
     if status != pool.status {
-        match ctx.store.put_status::<PoolSpec>(name, status, vmctl_state::Precondition::None) {
+        match ctx
+            .store
+            .put_status::<PoolSpec>(name, status, vmctl_state::Precondition::None)
+        {
             Ok(_) | Err(vmctl_state::StoreError::NotFound { .. }) => {}
             Err(e) => return Err(store_err(e)),
         }

@@ -20,7 +20,10 @@ pub fn plan(
     nodes: &[(&str, &NodeSpec, &NodeStatus)],
     now: Timestamp,
 ) -> PoolStatus {
-    let mine: Vec<_> = nodes.iter().filter(|(_, spec, _)| spec.pool == pool).collect();
+    let mine: Vec<_> = nodes
+        .iter()
+        .filter(|(_, spec, _)| spec.pool == pool)
+        .collect();
     let total = mine.len() as u32;
     let ready = mine.iter().filter(|(_, _, st)| st.reachable).count() as u32;
     let releases: BTreeSet<String> = mine
@@ -37,13 +40,27 @@ pub fn plan(
     };
     status.nodes.sort();
     let (cs, reason, message) = if ready == total {
-        (ConditionStatus::True, "AllNodesReady", format!("{ready}/{total} nodes ready"))
+        (
+            ConditionStatus::True,
+            "AllNodesReady",
+            format!("{ready}/{total} nodes ready"),
+        )
     } else {
-        (ConditionStatus::False, "NodesUnready", format!("{ready}/{total} nodes ready"))
+        (
+            ConditionStatus::False,
+            "NodesUnready",
+            format!("{ready}/{total} nodes ready"),
+        )
     };
     Condition::upsert(
         &mut status.conditions,
-        Condition { type_: COND_POOL_READY.into(), status: cs, reason: reason.into(), message, last_transition: now },
+        Condition {
+            type_: COND_POOL_READY.into(),
+            status: cs,
+            reason: reason.into(),
+            message,
+            last_transition: now,
+        },
     );
     status
 }
@@ -55,12 +72,20 @@ mod tests {
     use super::*;
 
     fn spec(pool: &str) -> NodeSpec {
-        NodeSpec { pool: pool.into(), address: "127.0.0.1".into(), port: 22, root: "/".into() }
+        NodeSpec {
+            pool: pool.into(),
+            address: "127.0.0.1".into(),
+            port: 22,
+            root: "/".into(),
+        }
     }
 
     #[test]
     fn counts_only_this_pools_nodes() {
-        let up = NodeStatus { reachable: true, ..Default::default() };
+        let up = NodeStatus {
+            reachable: true,
+            ..Default::default()
+        };
         let down = NodeStatus::default();
         let (a, b, c) = (spec("web"), spec("web"), spec("sidekiq"));
         let nodes = [("web-2", &a, &up), ("web-1", &b, &down), ("sk-1", &c, &up)];
@@ -71,6 +96,9 @@ mod tests {
         assert_eq!(st.observed_generation, 2);
         assert!(!Condition::is_true(&st.conditions, COND_POOL_READY));
         let all_up = [("web-2", &a, &up)];
-        assert!(Condition::is_true(&plan("web", 2, &st, &all_up, now).conditions, COND_POOL_READY));
+        assert!(Condition::is_true(
+            &plan("web", 2, &st, &all_up, now).conditions,
+            COND_POOL_READY
+        ));
     }
 }
