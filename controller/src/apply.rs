@@ -277,6 +277,7 @@ mod tests {
         ClusterDocument {
             name: "dev".into(),
             cluster: ClusterSpec {
+                healing: Default::default(),
                 ssh: SshSpec {
                     user: "root".into(),
                     private_key: "/k".into(),
@@ -290,6 +291,7 @@ mod tests {
                 .map(|p| Named {
                     name: p.to_string(),
                     spec: PoolSpec {
+                        droplets: None,
                         role: PoolRole::Web,
                         queues: vec![],
                     },
@@ -300,6 +302,7 @@ mod tests {
                 .map(|(n, p, a)| Named {
                     name: n.to_string(),
                     spec: NodeSpec {
+                        droplet_id: None,
                         pool: p.to_string(),
                         address: a.to_string(),
                         port: 22,

@@ -45,6 +45,52 @@ pub struct ClusterSpec {
     /// Deadline for TCP connect plus SSH handshake and auth.
     #[serde(with = "crate::duration", default = "default_connect_timeout")]
     pub connect_timeout: Duration,
+    /// Guards on automatic replacement.
+    #[serde(default)]
+    pub healing: HealingPolicy,
+}
+
+/// Limits on self-healing, so a network problem on the controller's side never replaces half
+/// the fleet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealingPolicy {
+    /// Replacements started fleet-wide in any rolling hour.
+    #[serde(default = "default_max_per_hour")]
+    pub max_replacements_per_hour: u32,
+    /// No replacement in a pool while more than this percentage of it is unhealthy.
+    #[serde(default = "default_pool_pct")]
+    pub max_unhealthy_pool_percent: u32,
+    /// No replacement anywhere while more than this percentage of the fleet is unhealthy.
+    #[serde(default = "default_fleet_pct")]
+    pub max_unhealthy_fleet_percent: u32,
+    /// First delay after a failed replacement; doubles per consecutive failure.
+    #[serde(with = "crate::duration", default = "default_retry_base")]
+    pub retry_backoff: Duration,
+}
+
+impl Default for HealingPolicy {
+    fn default() -> Self {
+        HealingPolicy {
+            max_replacements_per_hour: default_max_per_hour(),
+            max_unhealthy_pool_percent: default_pool_pct(),
+            max_unhealthy_fleet_percent: default_fleet_pct(),
+            retry_backoff: default_retry_base(),
+        }
+    }
+}
+
+fn default_max_per_hour() -> u32 {
+    6
+}
+fn default_pool_pct() -> u32 {
+    50
+}
+fn default_fleet_pct() -> u32 {
+    33
+}
+fn default_retry_base() -> Duration {
+    Duration::from_secs(30)
 }
 
 fn default_probe_interval() -> Duration {

@@ -13,7 +13,9 @@ pub mod event;
 pub mod meta;
 pub mod node;
 pub mod pool;
+pub mod provision;
 pub mod resource;
+pub mod snapshot;
 
 pub use meta::{Condition, ConditionStatus, ObjectMeta, Timestamp};
 pub use resource::{Object, Resource};

@@ -28,6 +28,9 @@ pub struct NodeSpec {
     /// Folder every droplet path hangs under; `/` on a real droplet.
     #[serde(default = "default_root")]
     pub root: String,
+    /// Set when the node is a droplet its pool created and owns; `apply` leaves such nodes alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub droplet_id: Option<u64>,
 }
 
 fn default_port() -> u16 {
@@ -70,6 +73,12 @@ pub struct NodeStatus {
     pub last_seen: Option<Timestamp>,
     /// Conditions: `Reachable`, `AgentReady`, `HostKeyMismatch`.
     pub conditions: Vec<Condition>,
+    /// DigitalOcean's status of its droplet (`new`, `active`, `off`, `archive`), if managed.
+    #[serde(default)]
+    pub droplet_status: Option<String>,
+    /// Whether the pool's load balancer holds it, if the pool has one.
+    #[serde(default)]
+    pub in_load_balancer: Option<bool>,
 }
 
 impl Resource for NodeSpec {

@@ -180,6 +180,7 @@ mod tests {
         let node = Object {
             metadata: meta("web-1"),
             spec: NodeSpec {
+                droplet_id: None,
                 pool: "web".into(),
                 address: "::1".into(),
                 port: 2222,
@@ -212,6 +213,7 @@ mod tests {
         let pool = Object {
             metadata: meta("sidekiq"),
             spec: PoolSpec {
+                droplets: None,
                 role: PoolRole::Sidekiq,
                 queues: vec!["push".into(), "pull".into()],
             },

@@ -140,6 +140,7 @@ fn cluster_spec(r: &mut Report<'_, '_>, raw: &RawCluster) -> Option<ClusterSpec>
         }
     };
     Some(ClusterSpec {
+        healing: Default::default(),
         ssh,
         probe_interval,
         call_timeout,
@@ -191,7 +192,11 @@ fn pools(
         if let (true, Some(role)) = (name_ok, role) {
             out.push(Named {
                 name: name.to_owned(),
-                spec: PoolSpec { role, queues },
+                spec: PoolSpec {
+                    role,
+                    queues,
+                    droplets: None,
+                },
             });
         }
     }
@@ -354,6 +359,7 @@ fn nodes(
             out.push(Named {
                 name,
                 spec: NodeSpec {
+                    droplet_id: None,
                     pool,
                     address,
                     port,

@@ -91,7 +91,11 @@ fn document(manifest: &Manifest, pools: &[(String, u32)], private_key: &Path) ->
             };
             Named {
                 name: name.clone(),
-                spec: PoolSpec { role, queues },
+                spec: PoolSpec {
+                    role,
+                    queues,
+                    droplets: None,
+                },
             }
         })
         .collect();
@@ -101,6 +105,7 @@ fn document(manifest: &Manifest, pools: &[(String, u32)], private_key: &Path) ->
         .map(|d| Named {
             name: d.name.clone(),
             spec: NodeSpec {
+                droplet_id: None,
                 pool: d.pool.clone().unwrap_or_else(|| "web".into()),
                 address: d.address.clone(),
                 port: d.port,
@@ -111,6 +116,7 @@ fn document(manifest: &Manifest, pools: &[(String, u32)], private_key: &Path) ->
     ClusterDocument {
         name: "dev".into(),
         cluster: ClusterSpec {
+            healing: Default::default(),
             ssh: SshSpec {
                 user: "root".into(),
                 private_key: private_key.display().to_string(),

@@ -282,6 +282,7 @@ mod tests {
 
     fn spec(user: &str) -> ClusterSpec {
         ClusterSpec {
+            healing: Default::default(),
             ssh: SshSpec {
                 user: user.into(),
                 private_key: "/k".into(),

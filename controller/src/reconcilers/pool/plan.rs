@@ -31,6 +31,11 @@ pub fn plan(
         .filter_map(|(_, _, st)| st.facts.as_ref()?.mastodon.live_release.clone())
         .collect();
     let mut status = PoolStatus {
+        desired: None,
+        failed: 0,
+        droplet_ids: Vec::new(),
+        provisioning: Vec::new(),
+        newest_snapshot: None,
         observed_generation: generation,
         total,
         ready,
@@ -73,6 +78,7 @@ mod tests {
 
     fn spec(pool: &str) -> NodeSpec {
         NodeSpec {
+            droplet_id: None,
             pool: pool.into(),
             address: "127.0.0.1".into(),
             port: 22,
