@@ -356,6 +356,7 @@ async fn get_lists_and_names_objects() {
             updated_at: ts(0),
         },
         spec: NodeSpec {
+            droplet_id: None,
             pool: "web".into(),
             address: "127.0.1.1".into(),
             port: 22,
