@@ -79,6 +79,7 @@ mod tests {
 
     fn spec(role: PoolRole) -> PoolSpec {
         PoolSpec {
+            droplets: None,
             role,
             queues: vec![],
         }

@@ -23,6 +23,7 @@ fn temp_store() -> (tempfile::TempDir, Store) {
 
 fn node(address: &str) -> NodeSpec {
     NodeSpec {
+        droplet_id: None,
         pool: "web".into(),
         address: address.into(),
         port: 22,

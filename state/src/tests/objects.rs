@@ -49,6 +49,7 @@ fn kinds_do_not_share_names() {
         .put_spec("web", node("10.0.0.1"), Precondition::None)
         .unwrap();
     let pool = PoolSpec {
+        droplets: None,
         role: PoolRole::Web,
         queues: vec![],
     };

@@ -42,6 +42,7 @@ async fn watch_sees_puts_and_deletes_of_its_kind_only() {
     assert_eq!(next(&mut nodes).await, put("web-1"));
 
     let pool = vmctl_protocol::pool::PoolSpec {
+        droplets: None,
         role: vmctl_protocol::pool::PoolRole::Web,
         queues: vec![],
     };
