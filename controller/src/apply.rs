@@ -37,7 +37,14 @@ impl StoredSpecs {
         Ok(StoredSpecs {
             clusters: specs(store.list::<ClusterSpec>()?),
             pools: specs(store.list::<PoolSpec>()?),
-            nodes: specs(store.list::<NodeSpec>()?),
+            // Nodes a pool created for its droplets belong to that pool, not to the file.
+            nodes: specs(
+                store
+                    .list::<NodeSpec>()?
+                    .into_iter()
+                    .filter(|n| n.spec.droplet_id.is_none())
+                    .collect(),
+            ),
         })
     }
 }

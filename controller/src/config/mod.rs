@@ -25,6 +25,7 @@
 //! assert!(err.to_string().starts_with("c.toml:1:8: name: \"Bad!\" is not a valid name"));
 //! ```
 
+mod droplets;
 mod error;
 mod locate;
 mod rules;

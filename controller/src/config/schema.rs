@@ -21,6 +21,7 @@ pub(crate) struct RawCluster {
     pub call_timeout: Option<Spanned<String>>,
     pub connect_timeout: Option<Spanned<String>>,
     pub ssh: Option<RawSsh>,
+    pub healing: Option<super::droplets::RawHealing>,
     /// Keyed by the pool name with its span; the spans also recover file order.
     #[serde(default)]
     pub pools: BTreeMap<Spanned<String>, RawPool>,
@@ -43,6 +44,7 @@ pub(crate) struct RawPool {
     /// Kept as text so an unknown role is one collected error, not a serde stop.
     pub role: Option<Spanned<String>>,
     pub queues: Option<Spanned<Vec<Spanned<String>>>>,
+    pub droplets: Option<super::droplets::RawDroplets>,
 }
 
 /// One `[[nodes]]` entry.

@@ -53,6 +53,11 @@ fn rows() -> Vec<Row> {
         ("duration without unit", "name = \"vmst\"\nprobe_interval = \"5\"\n[ssh]\nprivate_key = \"/k\"\n".into(), 2, 18, "probe_interval", "invalid duration"),
         ("zero duration", "name = \"vmst\"\ncall_timeout = \"0s\"\n[ssh]\nprivate_key = \"/k\"\n".into(), 2, 16, "call_timeout", "greater than zero"),
         ("bad connect_timeout unit", "name = \"vmst\"\nconnect_timeout = \"3d\"\n[ssh]\nprivate_key = \"/k\"\n".into(), 2, 19, "connect_timeout", "unit must be"),
+        // --- managed pools and healing ---
+        ("negative droplet count", format!("{HEAD}[pools.web]\nrole = \"web\"\n[pools.web.droplets]\ncount = -1\nregion = \"nyc3\"\nsize = \"s-1\"\nimage = \"base\"\n"), 7, 9, "pools.web.droplets.count", "between 0 and 1000"),
+        ("bad droplet region", format!("{HEAD}[pools.web]\nrole = \"web\"\n[pools.web.droplets]\ncount = 1\nregion = \"ny c3\"\nsize = \"s-1\"\nimage = \"base\"\n"), 8, 10, "pools.web.droplets.region", "not a DigitalOcean slug"),
+        ("unknown droplet key", format!("{HEAD}[pools.web]\nrole = \"web\"\n[pools.web.droplets]\ncolour = 1\n"), 7, 1, "pools.web.droplets.colour", "unknown field"),
+        ("healing percent out of range", format!("{HEAD}[healing]\nmax_unhealthy_pool_percent = 150\n"), 5, 30, "healing.max_unhealthy_pool_percent", "between 0 and 100"),
         // --- ssh ---
         ("missing [ssh]", "name = \"vmst\"\n".into(), 1, 1, "ssh", "[ssh] table is required"),
         ("missing private_key", "name = \"vmst\"\n[ssh]\nuser = \"root\"\n".into(), 2, 1, "ssh.private_key", "is required"),
@@ -243,4 +248,23 @@ fn an_unreadable_file_is_a_read_error_naming_the_path() {
 
     std::fs::write(&path, EXAMPLE).unwrap();
     assert_eq!(load_cluster_file(&path).unwrap().nodes.len(), 3);
+}
+
+#[test]
+fn a_managed_pool_parses_with_defaults() {
+    let text = format!(
+        "{HEAD}[healing]\nmax_replacements_per_hour = 2\n[pools.web]\nrole = \"web\"\n[pools.web.droplets]\ncount = 3\nregion = \"nyc3\"\nsize = \"s-2vcpu-4gb\"\nimage = \"vmst-web-base\"\nload_balancer = \"lb-1\"\nroot = \"/srv/{{name}}/root\"\n"
+    );
+    let doc = parse_cluster(FILE, &text).expect("valid");
+    let t = doc.pools[0].spec.droplets.as_ref().expect("managed");
+    assert_eq!(
+        (t.count, t.region.as_str(), t.image.as_str()),
+        (3, "nyc3", "vmst-web-base")
+    );
+    assert_eq!(t.load_balancer.as_deref(), Some("lb-1"));
+    assert_eq!(t.failure_grace, Duration::from_secs(60));
+    assert_eq!(t.snapshot.keep, 3);
+    assert_eq!(t.root_for("web-a"), "/srv/web-a/root");
+    assert_eq!(doc.cluster.healing.max_replacements_per_hour, 2);
+    assert_eq!(doc.cluster.healing.max_unhealthy_pool_percent, 50);
 }

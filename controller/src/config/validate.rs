@@ -23,13 +23,18 @@ const DEFAULT_SSH_USER: &str = "root";
 const DEFAULT_SSH_PORT: u16 = 22;
 
 /// Collects located errors against one source.
-struct Report<'s, 'a> {
+pub(super) struct Report<'s, 'a> {
     src: &'s Source<'a>,
     errors: Vec<ConfigError>,
 }
 
 impl Report<'_, '_> {
-    fn at(&mut self, offset: usize, field: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn at(
+        &mut self,
+        offset: usize,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) {
         let (line, column) = self.src.position(offset);
         self.errors.push(ConfigError {
             file: self.src.file().to_owned(),
@@ -41,7 +46,7 @@ impl Report<'_, '_> {
     }
 
     /// Runs `check` on a spanned value and reports its error at the value.
-    fn check<T, V>(
+    pub(super) fn check<T, V>(
         &mut self,
         value: &Spanned<T>,
         field: &str,
@@ -57,7 +62,7 @@ impl Report<'_, '_> {
     }
 
     /// A required value: reports `is required` at `owner` when absent.
-    fn required<'v, T>(
+    pub(super) fn required<'v, T>(
         &mut self,
         value: &'v Option<Spanned<T>>,
         owner: usize,
@@ -139,8 +144,9 @@ fn cluster_spec(r: &mut Report<'_, '_>, raw: &RawCluster) -> Option<ClusterSpec>
             return None;
         }
     };
+    let healing = super::droplets::healing(r, raw.healing.as_ref());
     Some(ClusterSpec {
-        healing: Default::default(),
+        healing,
         ssh,
         probe_interval,
         call_timeout,
@@ -189,13 +195,20 @@ fn pools(
             .required(&pool.role, key.span().start, &role_field)
             .and_then(|role| r.check(role, &role_field, |s| rules::parse_role(s)));
         let queues = queues(r, &field, name, role, pool, nodes, &mut scheduler_at);
+        let droplets = pool
+            .droplets
+            .as_ref()
+            .map(|d| super::droplets::template(r, &field, key.span().start, d));
+        if let Some(None) = droplets {
+            continue;
+        }
         if let (true, Some(role)) = (name_ok, role) {
             out.push(Named {
                 name: name.to_owned(),
                 spec: PoolSpec {
                     role,
                     queues,
-                    droplets: None,
+                    droplets: droplets.flatten(),
                 },
             });
         }
