@@ -12,11 +12,13 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use vmctl_protocol::{
     api::{
         ApplyResult, Change, ChangeAction, ClusterDocument, EventList, NodeView, PoolView,
-        StatusView,
+        SnapshotRequested, StatusView,
     },
     event::{Event, EventType},
     node::{NodeSpec, NodeStatus},
     pool::PoolRole,
+    provision::{ProvisionReason, ProvisionSpec, ProvisionStatus, ProvisionStep},
+    snapshot::{SnapshotSpec, SnapshotStatus, SnapshotStep},
     Condition, ConditionStatus, Object, ObjectMeta,
 };
 
@@ -57,16 +59,39 @@ fn status_view() -> StatusView {
         disk_used_pct: reachable.then_some(12.0),
         last_seen: Some(ts(0)),
         conditions,
+        // web-1 is a droplet its pool made, in the balancer; web-2 was listed by hand.
+        droplet_id: reachable.then_some(11),
+        droplet_status: reachable.then(|| "active".into()),
+        in_load_balancer: reachable.then_some(true),
     };
     StatusView {
         cluster: Some("vmst".into()),
-        pools: vec![PoolView {
-            name: "web".into(),
-            role: PoolRole::Web,
-            ready: 1,
-            total: 2,
-            releases: vec!["v4.3.1".into()],
-        }],
+        pools: vec![
+            PoolView {
+                name: "web".into(),
+                role: PoolRole::Web,
+                ready: 1,
+                total: 2,
+                releases: vec!["v4.3.1".into()],
+                desired: Some(2),
+                failed: 1,
+                droplet_ids: vec![11, 12],
+                provisioning: vec!["web-7f3a".into()],
+                newest_snapshot: Some("vmst-web-v4.3.1-20231114".into()),
+            },
+            PoolView {
+                name: "exec".into(),
+                role: PoolRole::Exec,
+                ready: 0,
+                total: 0,
+                releases: vec![],
+                desired: None,
+                failed: 0,
+                droplet_ids: vec![],
+                provisioning: vec![],
+                newest_snapshot: None,
+            },
+        ],
         nodes: vec![
             node(
                 "web-1",
@@ -106,17 +131,53 @@ async fn status_prints_tables_and_round_trips_json() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.starts_with("CLUSTER: vmst\n"), "{text}");
-    assert!(text.contains("web   web   1/2    v4.3.1"), "{text}");
+    let words = |prefix: &str| -> Vec<String> {
+        let line = text.lines().find(|l| l.starts_with(prefix)).unwrap();
+        line.split_whitespace().map(str::to_owned).collect()
+    };
+    assert_eq!(
+        words("POOL"),
+        [
+            "POOL",
+            "ROLE",
+            "DESIRED",
+            "READY",
+            "FAILED",
+            "PROVISIONING",
+            "SNAPSHOT",
+            "RELEASES"
+        ]
+    );
+    assert_eq!(
+        words("web "),
+        [
+            "web",
+            "web",
+            "2",
+            "1/2",
+            "1",
+            "web-7f3a",
+            "vmst-web-v4.3.1-20231114",
+            "v4.3.1"
+        ]
+    );
+    assert_eq!(
+        words("exec "),
+        ["exec", "exec", "-", "0/0", "0", "-", "-", "-"]
+    );
+    assert_eq!(words("NAME")[2..5], ["ADDRESS", "DROPLET", "LB"]);
     let web2 = text.lines().find(|l| l.starts_with("web-2")).unwrap();
     assert!(
         web2.ends_with("Reachable=False(ConnectRefused), HostKeyMismatch"),
         "{web2}"
     );
+    assert_eq!(words("web-2")[3..5], ["-", "-"]);
     let web1 = text.lines().find(|l| l.starts_with("web-1")).unwrap();
     assert!(
         web1.contains("0.25") && web1.contains(" 42 ") && web1.ends_with(" -"),
         "{web1}"
     );
+    assert_eq!(words("web-1")[3..5], ["11", "in"]);
 
     let out = run(&fake.socket, &["status", "-o", "json"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
@@ -387,6 +448,290 @@ async fn get_lists_and_names_objects() {
     assert_eq!(stderr(&out), "error: node \"web-9\" not found\n");
 }
 
+fn meta(name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: name.into(),
+        generation: 1,
+        resource_version: 1,
+        created_at: ts(0),
+        updated_at: ts(0),
+    }
+}
+
+fn provisions() -> Vec<Object<ProvisionSpec, ProvisionStatus>> {
+    let replace = Object {
+        metadata: meta("web-7f3a"),
+        spec: ProvisionSpec {
+            pool: "web".into(),
+            droplet_name: "web-7f3a".into(),
+            image_id: 5150,
+            reason: ProvisionReason::Replace {
+                node: "web-3".into(),
+                droplet_id: 13,
+                cause: "unreachable for 60s".into(),
+            },
+        },
+        status: ProvisionStatus {
+            step: ProvisionStep::WaitActive,
+            droplet_id: Some(21),
+            started_at: Some(ts(0)),
+            ..ProvisionStatus::default()
+        },
+    };
+    let scale_up = Object {
+        metadata: meta("web-0c1d"),
+        spec: ProvisionSpec {
+            droplet_name: "web-0c1d".into(),
+            reason: ProvisionReason::ScaleUp,
+            ..replace.spec.clone()
+        },
+        status: ProvisionStatus {
+            step: ProvisionStep::Failed,
+            last_error: Some("create refused: 422 size unavailable".into()),
+            ..ProvisionStatus::default()
+        },
+    };
+    vec![replace, scale_up]
+}
+
+fn snapshot_jobs() -> Vec<Object<SnapshotSpec, SnapshotStatus>> {
+    vec![Object {
+        metadata: meta("web-snap-1"),
+        spec: SnapshotSpec {
+            pool: "web".into(),
+            droplet_id: 11,
+            name: "vmst-web-v4.3.1-20231114".into(),
+        },
+        status: SnapshotStatus {
+            step: SnapshotStep::Done,
+            action_id: Some(7),
+            snapshot_id: Some("9001".into()),
+            ..SnapshotStatus::default()
+        },
+    }]
+}
+
+#[tokio::test]
+async fn get_pools_shows_the_managed_columns() {
+    let fake = FakeController::unix().await;
+    let pool = Object {
+        metadata: meta("web"),
+        spec: vmctl_protocol::pool::PoolSpec {
+            role: PoolRole::Web,
+            queues: vec![],
+            droplets: Some(
+                serde_json::from_value(serde_json::json!({
+                    "count": 3, "region": "nyc3", "size": "s-2vcpu-4gb", "image": "base",
+                }))
+                .unwrap(),
+            ),
+        },
+        status: vmctl_protocol::pool::PoolStatus {
+            total: 3,
+            ready: 2,
+            failed: 1,
+            desired: Some(3),
+            nodes: vec!["web-a".into(), "web-b".into(), "web-c".into()],
+            droplet_ids: vec![11, 12, 13],
+            provisioning: vec!["web-7f3a".into()],
+            newest_snapshot: Some("vmst-web-1".into()),
+            ..Default::default()
+        },
+    };
+    fake.reply("GET /v1/pools", Reply::json(&vec![pool]));
+    let out = run(&fake.socket, &["get", "pools"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0],
+        [
+            "NAME",
+            "ROLE",
+            "QUEUES",
+            "DESIRED",
+            "READY",
+            "FAILED",
+            "NODES",
+            "DROPLETS",
+            "PROVISIONING",
+            "SNAPSHOT",
+            "RELEASES"
+        ]
+    );
+    assert_eq!(
+        rows[1],
+        [
+            "web",
+            "web",
+            "-",
+            "3",
+            "2/3",
+            "1",
+            "web-a,web-b,web-c",
+            "11,12,13",
+            "web-7f3a",
+            "vmst-web-1",
+            "-"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn get_provisions_lists_reasons_steps_and_errors() {
+    let fake = FakeController::unix().await;
+    fake.reply("GET /v1/provisions", Reply::json(&provisions()));
+
+    let out = run(&fake.socket, &["get", "provisions"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "POOL", "REASON", "STEP", "DROPLET", "AGE", "ERROR"]
+    );
+    // Ages depend on the wall clock; every other column is fixed.
+    let replace: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(
+        replace[..6],
+        ["web-7f3a", "web", "replace", "web-3", "wait_active", "21"]
+    );
+    assert_eq!(replace.last(), Some(&"-"));
+    let scale_up: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!(
+        scale_up[..5],
+        ["web-0c1d", "web", "scale-up", "failed", "-"]
+    );
+    assert!(
+        lines[2].ends_with("create refused: 422 size unavailable"),
+        "{text}"
+    );
+
+    let out = run(&fake.socket, &["get", "provisions", "-o", "json"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let back: Vec<Object<ProvisionSpec, ProvisionStatus>> =
+        serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(back, provisions());
+
+    let out = run(
+        &fake.socket,
+        &["get", "provision", "web-0c1d", "-o", "json"],
+    )
+    .await;
+    let one: Object<ProvisionSpec, ProvisionStatus> = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(one, provisions()[1]);
+
+    let out = run(&fake.socket, &["get", "provisions", "web-9"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out), "error: provision \"web-9\" not found\n");
+
+    fake.reply("GET /v1/provisions", Reply::json(&Vec::<()>::new()));
+    let out = run(&fake.socket, &["get", "provisions"]).await;
+    assert_eq!(stdout(&out), "No resources found.\n");
+}
+
+#[tokio::test]
+async fn get_snapshots_lists_jobs_and_their_snapshot_ids() {
+    let fake = FakeController::unix().await;
+    fake.reply("GET /v1/snapshots", Reply::json(&snapshot_jobs()));
+
+    let out = run(&fake.socket, &["get", "snapshots"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("NAME        POOL  DROPLET  STEP  SNAPSHOT ID  AGE"),
+        "{text}"
+    );
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(row[..5], ["web-snap-1", "web", "11", "done", "9001"]);
+    assert_eq!(row.last(), Some(&"-"));
+
+    let out = run(&fake.socket, &["get", "snap", "-o", "json"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let back: Vec<Object<SnapshotSpec, SnapshotStatus>> =
+        serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(back, snapshot_jobs());
+}
+
+#[tokio::test]
+async fn snapshot_create_posts_and_reports_the_job_or_the_error() {
+    let fake = FakeController::unix().await;
+    fake.reply(
+        "POST /v1/pools/web/snapshot",
+        Reply::with_status(
+            202,
+            &SnapshotRequested {
+                name: "web-snap-2".into(),
+            },
+        ),
+    );
+    let out = run(&fake.socket, &["snapshot", "create", "web"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "snapshot web-snap-2 requested for pool web\n");
+
+    let out = run(&fake.socket, &["snapshot", "create", "web", "-o", "json"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let back: SnapshotRequested = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(back.name, "web-snap-2");
+
+    fake.reply(
+        "POST /v1/pools/nope/snapshot",
+        Reply::with_status(
+            404,
+            &serde_json::json!({"code": "not_found", "message": "pool \"nope\" does not exist"}),
+        ),
+    );
+    let out = run(&fake.socket, &["snapshot", "create", "nope"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out), "error: pool \"nope\" does not exist\n");
+    assert!(stdout(&out).is_empty());
+
+    fake.reply(
+        "POST /v1/pools/exec/snapshot",
+        Reply::with_status(
+            400,
+            &serde_json::json!({"code": "invalid", "message": "snapshots need a DigitalOcean API (--do-token-file)"}),
+        ),
+    );
+    let out = run(&fake.socket, &["snapshot", "create", "exec"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "error: snapshots need a DigitalOcean API (--do-token-file)\n"
+    );
+
+    // A name that is not an object name is refused before anything is sent.
+    let before = fake.requests().len();
+    let out = run(&fake.socket, &["snapshot", "create", "../x"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with("error: invalid pool name"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(fake.requests().len(), before);
+
+    let posts: Vec<String> = fake
+        .requests()
+        .into_iter()
+        .map(|r| format!("{} {}", r.method, r.uri))
+        .collect();
+    assert_eq!(
+        posts,
+        [
+            "POST /v1/pools/web/snapshot",
+            "POST /v1/pools/web/snapshot",
+            "POST /v1/pools/nope/snapshot",
+            "POST /v1/pools/exec/snapshot"
+        ]
+    );
+}
+
 #[tokio::test]
 async fn forget_hostkey_posts_and_reports_api_errors() {
     let fake = FakeController::unix().await;
@@ -438,6 +783,9 @@ async fn usage_errors_exit_2() {
         &["get"],
         &["apply"],
         &["status", "--interval", "2"],
+        &["snapshot"],
+        &["snapshot", "create"],
+        &["get", "droplets"],
         &["-o", "yaml", "status"],
     ] {
         let mut cmd = vmctl();

@@ -104,6 +104,15 @@ pub struct NodeView {
     pub last_seen: Option<Timestamp>,
     /// All its conditions.
     pub conditions: Vec<Condition>,
+    /// Its droplet, when its pool created it.
+    #[serde(default)]
+    pub droplet_id: Option<u64>,
+    /// DigitalOcean's status of that droplet (`new`, `active`, `off`, `archive`).
+    #[serde(default)]
+    pub droplet_status: Option<String>,
+    /// Whether the pool's load balancer holds it; `None` when the pool has no balancer.
+    #[serde(default)]
+    pub in_load_balancer: Option<bool>,
 }
 
 /// One row of `vmctl status`'s pool summary.
@@ -119,6 +128,21 @@ pub struct PoolView {
     pub total: u32,
     /// Distinct live releases on its nodes.
     pub releases: Vec<String>,
+    /// For a managed pool, the droplet count asked for; `None` for a hand-listed pool.
+    #[serde(default)]
+    pub desired: Option<u32>,
+    /// Nodes declared failed.
+    #[serde(default)]
+    pub failed: u32,
+    /// Droplet ids of a managed pool, sorted.
+    #[serde(default)]
+    pub droplet_ids: Vec<u64>,
+    /// Provisions (scale-ups and replacements) in flight.
+    #[serde(default)]
+    pub provisioning: Vec<String>,
+    /// Name of the pool's newest snapshot.
+    #[serde(default)]
+    pub newest_snapshot: Option<String>,
 }
 
 /// Reply to `GET /v1/status`.
@@ -130,6 +154,13 @@ pub struct StatusView {
     pub pools: Vec<PoolView>,
     /// Nodes, by pool then name.
     pub nodes: Vec<NodeView>,
+}
+
+/// Reply to `POST /v1/pools/{name}/snapshot` (202): the snapshot job that was created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotRequested {
+    /// Name of the stored snapshot job (kind `snapshot`).
+    pub name: String,
 }
 
 /// Reply to `GET /v1/events`.

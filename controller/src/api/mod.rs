@@ -19,6 +19,11 @@ pub use serve::{bind_unix, serve_tcp, serve_unix, SocketError};
 /// Called after an operator forgets a node's pinned host key, so the fleet reconnects it now.
 pub type ForgetHook = Arc<dyn Fn(&str) + Send + Sync>;
 
+/// Starts a snapshot job for the named pool (`POST /v1/pools/{name}/snapshot`). Returns the
+/// stored job's name, or a sentence saying why none was started (the reply is then a 400).
+/// Called only for a pool that exists.
+pub type SnapshotHook = Arc<dyn Fn(&str) -> Result<String, String> + Send + Sync>;
+
 /// What the handlers share.
 #[derive(Clone)]
 pub struct ApiState {
@@ -26,6 +31,8 @@ pub struct ApiState {
     pub store: Store,
     /// Runs after `forget-hostkey` succeeds.
     pub on_forget_hostkey: ForgetHook,
+    /// Runs for `snapshot create`.
+    pub on_snapshot_request: SnapshotHook,
 }
 
 /// The router with every route, without authentication (the TCP listener adds it).

@@ -11,11 +11,13 @@ use axum::{
 use futures::StreamExt;
 use serde::Deserialize;
 use vmctl_protocol::{
-    api::{ApplyResult, ClusterDocument, EventList, StatusView},
+    api::{ApplyResult, ClusterDocument, EventList, SnapshotRequested, StatusView},
     cluster::ClusterSpec,
     node::NodeSpec,
     pool::PoolSpec,
+    provision::ProvisionSpec,
     resource::Stored,
+    snapshot::SnapshotSpec,
     Resource,
 };
 
@@ -35,6 +37,11 @@ pub(super) fn router(state: ApiState) -> Router {
         .route("/v1/nodes/{name}/forget-hostkey", post(forget_hostkey))
         .route("/v1/pools", get(list::<PoolSpec>))
         .route("/v1/pools/{name}", get(one::<PoolSpec>))
+        .route("/v1/pools/{name}/snapshot", post(request_snapshot))
+        .route("/v1/provisions", get(list::<ProvisionSpec>))
+        .route("/v1/provisions/{name}", get(one::<ProvisionSpec>))
+        .route("/v1/snapshots", get(list::<SnapshotSpec>))
+        .route("/v1/snapshots/{name}", get(one::<SnapshotSpec>))
         .route("/v1/events", get(events))
         .route("/v1/apply", post(apply_doc))
         .route("/v1/diff", post(diff_doc))
@@ -91,6 +98,19 @@ async fn forget_hostkey(
     ))?;
     (st.on_forget_hostkey)(&name);
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// 404 for an unknown pool; otherwise the hook decides (it knows whether a cloud API is
+/// configured and which droplet to snapshot) and its refusal is a 400 with its sentence.
+async fn request_snapshot(
+    State(st): State<ApiState>,
+    Path(pool): Path<String>,
+) -> Result<(StatusCode, Json<SnapshotRequested>), ApiFailure> {
+    if st.store.get::<PoolSpec>(&pool)?.is_none() {
+        return Err(ApiFailure::not_found(PoolSpec::KIND, &pool));
+    }
+    let name = (st.on_snapshot_request)(&pool).map_err(ApiFailure::invalid)?;
+    Ok((StatusCode::ACCEPTED, Json(SnapshotRequested { name })))
 }
 
 #[derive(Deserialize)]
@@ -166,4 +186,112 @@ fn run_apply(
         })?;
     }
     Ok(Json(ApplyResult { dry_run, changes }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::body::{to_bytes, Body};
+    use axum::http::Request;
+    use tower::ServiceExt;
+    use vmctl_protocol::{api::ApiError, pool::PoolRole, snapshot::SnapshotStatus};
+    use vmctl_state::{Precondition, Store};
+
+    use super::*;
+
+    /// A router over a fresh store whose snapshot hook accepts `web` and refuses other pools.
+    fn app(dir: &std::path::Path) -> (Router, Store) {
+        let store = Store::open(dir).unwrap();
+        let state = ApiState {
+            store: store.clone(),
+            on_forget_hostkey: Arc::new(|_: &str| {}),
+            on_snapshot_request: Arc::new(|pool: &str| match pool {
+                "web" => Ok("web-snap-1".to_owned()),
+                other => Err(format!("pool {other:?} has no droplets to snapshot")),
+            }),
+        };
+        (router(state), store)
+    }
+
+    fn pool(role: PoolRole) -> PoolSpec {
+        PoolSpec {
+            role,
+            queues: vec![],
+            droplets: None,
+        }
+    }
+
+    async fn call(app: &Router, method: &str, uri: &str) -> (StatusCode, Vec<u8>) {
+        let req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::empty())
+            .unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        (
+            status,
+            to_bytes(resp.into_body(), 1 << 20).await.unwrap().to_vec(),
+        )
+    }
+
+    #[tokio::test]
+    async fn snapshot_requests_are_accepted_refused_or_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let (app, store) = app(dir.path());
+        for (name, role) in [("web", PoolRole::Web), ("exec", PoolRole::Exec)] {
+            store
+                .put_spec(name, pool(role), Precondition::MustNotExist)
+                .unwrap();
+        }
+
+        let (status, body) = call(&app, "POST", "/v1/pools/web/snapshot").await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        let reply: SnapshotRequested = serde_json::from_slice(&body).unwrap();
+        assert_eq!(reply.name, "web-snap-1");
+
+        let (status, body) = call(&app, "POST", "/v1/pools/exec/snapshot").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let err: ApiError = serde_json::from_slice(&body).unwrap();
+        assert_eq!(err.message, "pool \"exec\" has no droplets to snapshot");
+
+        let (status, body) = call(&app, "POST", "/v1/pools/nope/snapshot").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let err: ApiError = serde_json::from_slice(&body).unwrap();
+        assert_eq!(err.code, "not_found");
+    }
+
+    #[tokio::test]
+    async fn provisions_and_snapshots_are_listed_like_nodes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (app, store) = app(dir.path());
+        let job = SnapshotSpec {
+            pool: "web".into(),
+            droplet_id: 11,
+            name: "vmst-web-1".into(),
+        };
+        store
+            .put_spec("web-snap-1", job.clone(), Precondition::MustNotExist)
+            .unwrap();
+
+        let (status, body) = call(&app, "GET", "/v1/snapshots").await;
+        assert_eq!(status, StatusCode::OK);
+        let list: Vec<Stored<SnapshotSpec>> = serde_json::from_slice(&body).unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(
+            (&list[0].spec, &list[0].status),
+            (&job, &SnapshotStatus::default())
+        );
+
+        let (status, _) = call(&app, "GET", "/v1/snapshots/web-snap-1").await;
+        assert_eq!(status, StatusCode::OK);
+
+        let (status, body) = call(&app, "GET", "/v1/provisions").await;
+        assert_eq!(status, StatusCode::OK);
+        let list: Vec<Stored<ProvisionSpec>> = serde_json::from_slice(&body).unwrap();
+        assert!(list.is_empty());
+        let (status, _) = call(&app, "GET", "/v1/provisions/web-1").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
 }

@@ -29,7 +29,7 @@ pub enum CliError {
     /// `get KIND NAME` named an object that does not exist.
     #[error("{kind} {name:?} not found")]
     NotFound {
-        /// `node` or `pool`.
+        /// `node`, `pool`, `provision` or `snapshot`.
         kind: &'static str,
         /// The name asked for.
         name: String,

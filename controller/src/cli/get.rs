@@ -1,5 +1,5 @@
-//! `vmctl get nodes|pools [NAME]`: the stored objects (`{metadata, spec, status}`) as tables
-//! or JSON.
+//! `vmctl get nodes|pools|provisions|snapshots [NAME]`: the stored objects (`{metadata, spec,
+//! status}`) as tables or JSON.
 //!
 //! The API lists whole collections; a NAME filters the list here, so `get` needs no per-object
 //! route and says "not found" itself.
@@ -8,10 +8,15 @@ use std::io::Write;
 
 use chrono::Utc;
 use serde::Serialize;
-use vmctl_protocol::{node::NodeSpec, pool::PoolSpec, resource::Stored, Timestamp};
+use vmctl_protocol::{
+    node::NodeSpec, pool::PoolSpec, provision::ProvisionSpec, resource::Stored,
+    snapshot::SnapshotSpec, Timestamp,
+};
 
-use super::output::{self, ago, or_dash, OutputFormat};
+use super::jobs::{render_provisions, render_snapshots, PROVISIONS_PATH, SNAPSHOTS_PATH};
+use super::output::{self, ago, list_or_dash, or_dash, OutputFormat};
 use super::CliError;
+use crate::api::views::desired_count;
 use crate::client::ApiClient;
 
 /// Route listing nodes.
@@ -28,6 +33,12 @@ pub enum Kind {
     /// Pools (tiers).
     #[value(alias = "pool")]
     Pools,
+    /// Droplets being brought into managed pools (scale-ups and replacements).
+    #[value(alias = "provision", alias = "prov")]
+    Provisions,
+    /// Snapshot jobs of managed pools.
+    #[value(alias = "snapshot", alias = "snap")]
+    Snapshots,
 }
 
 /// Runs `get`.
@@ -51,6 +62,20 @@ pub(crate) async fn run(
             let all: Vec<Stored<PoolSpec>> = client.get_json(POOLS_PATH).await?;
             let items = select(all, name, "pool", |p| &p.metadata.name)?;
             emit(&mut out, format, name.is_some(), &items, render_pools)
+        }
+        Kind::Provisions => {
+            let all: Vec<Stored<ProvisionSpec>> = client.get_json(PROVISIONS_PATH).await?;
+            let items = select(all, name, "provision", |p| &p.metadata.name)?;
+            emit(&mut out, format, name.is_some(), &items, |i| {
+                render_provisions(i, now)
+            })
+        }
+        Kind::Snapshots => {
+            let all: Vec<Stored<SnapshotSpec>> = client.get_json(SNAPSHOTS_PATH).await?;
+            let items = select(all, name, "snapshot", |s| &s.metadata.name)?;
+            emit(&mut out, format, name.is_some(), &items, |i| {
+                render_snapshots(i, now)
+            })
         }
     }
 }
@@ -130,24 +155,34 @@ pub(crate) fn render_nodes(nodes: &[Stored<NodeSpec>], now: Timestamp) -> String
     output::render(&mut t)
 }
 
-/// The pool table.
+/// The pool table. DESIRED is `-` for a pool whose nodes are listed by hand.
 pub(crate) fn render_pools(pools: &[Stored<PoolSpec>]) -> String {
-    let mut t = output::table(&["NAME", "ROLE", "QUEUES", "READY", "NODES", "RELEASES"]);
+    let mut t = output::table(&[
+        "NAME",
+        "ROLE",
+        "QUEUES",
+        "DESIRED",
+        "READY",
+        "FAILED",
+        "NODES",
+        "DROPLETS",
+        "PROVISIONING",
+        "SNAPSHOT",
+        "RELEASES",
+    ]);
     for p in pools {
-        let list = |v: &[String]| {
-            if v.is_empty() {
-                "-".to_owned()
-            } else {
-                v.join(",")
-            }
-        };
         t.add_row(vec![
             p.metadata.name.clone(),
             p.spec.role.as_str().to_owned(),
-            list(&p.spec.queues),
+            list_or_dash(&p.spec.queues),
+            or_dash(desired_count(p)),
             format!("{}/{}", p.status.ready, p.status.total),
-            list(&p.status.nodes),
-            list(&p.status.releases),
+            p.status.failed.to_string(),
+            list_or_dash(&p.status.nodes),
+            list_or_dash(&p.status.droplet_ids),
+            list_or_dash(&p.status.provisioning),
+            or_dash(p.status.newest_snapshot.as_ref()),
+            list_or_dash(&p.status.releases),
         ]);
     }
     output::render(&mut t)
@@ -228,7 +263,62 @@ mod tests {
         let row: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
         assert_eq!(
             row,
-            ["sidekiq", "sidekiq", "push,pull", "1/2", "s-1,s-2", "-"]
+            [
+                "sidekiq",
+                "sidekiq",
+                "push,pull",
+                "-",
+                "1/2",
+                "0",
+                "s-1,s-2",
+                "-",
+                "-",
+                "-",
+                "-"
+            ]
+        );
+
+        let managed = Object {
+            metadata: meta("web"),
+            spec: PoolSpec {
+                droplets: Some(
+                    serde_json::from_value(serde_json::json!({
+                        "count": 3, "region": "nyc3", "size": "s-1vcpu-1gb", "image": "base",
+                    }))
+                    .unwrap(),
+                ),
+                role: PoolRole::Web,
+                queues: vec![],
+            },
+            status: PoolStatus {
+                total: 3,
+                ready: 2,
+                failed: 1,
+                nodes: vec!["web-a".into(), "web-b".into(), "web-c".into()],
+                droplet_ids: vec![11, 12, 13],
+                provisioning: vec!["web-d".into()],
+                newest_snapshot: Some("vmst-web-1".into()),
+                releases: vec!["v4.3.1".into()],
+                ..PoolStatus::default()
+            },
+        };
+        let text = render_pools(&[managed]);
+        let row: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
+        assert_eq!(
+            row,
+            [
+                "web",
+                "web",
+                "-",
+                "3",
+                "2/3",
+                "1",
+                "web-a,web-b,web-c",
+                "11,12,13",
+                "web-d",
+                "vmst-web-1",
+                "v4.3.1"
+            ]
         );
     }
 

@@ -9,8 +9,10 @@ mod connect;
 mod error;
 mod events;
 mod get;
+mod jobs;
 mod node;
 mod output;
+mod snapshot;
 mod status;
 
 use std::path::PathBuf;
@@ -66,9 +68,9 @@ pub enum Command {
         #[arg(long, default_value = "2s", value_parser = parse_interval)]
         interval: Duration,
     },
-    /// List stored nodes or pools, or show one by name.
+    /// List stored nodes, pools, provisions or snapshot jobs, or show one by name.
     Get {
-        /// nodes or pools.
+        /// nodes, pools, provisions or snapshots.
         #[arg(value_enum)]
         kind: Kind,
         /// Show only this object.
@@ -98,6 +100,9 @@ pub enum Command {
     /// Node actions.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Snapshot actions.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
 }
 
 /// `vmctl node ...`.
@@ -107,6 +112,16 @@ pub enum NodeCommand {
     ForgetHostkey {
         /// Node name.
         node: String,
+    },
+}
+
+/// `vmctl snapshot ...`.
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Snapshot one droplet of a managed pool now; new droplets then start from it.
+    Create {
+        /// Pool name.
+        pool: String,
     },
 }
 
@@ -168,6 +183,9 @@ pub async fn run(cli: &Cli, env_token: Option<&str>) -> Result<(), CliError> {
         Command::Diff { file } => apply::run(&client, format, file, apply::Mode::Diff).await,
         Command::Node(NodeCommand::ForgetHostkey { node }) => {
             node::forget_hostkey(&client, format, node).await
+        }
+        Command::Snapshot(SnapshotCommand::Create { pool }) => {
+            snapshot::create(&client, format, pool).await
         }
     }
 }

@@ -73,6 +73,32 @@ pub(crate) fn ago(now: Timestamp, then: Option<Timestamp>) -> String {
     }
 }
 
+/// An object's age as `kubectl get` prints it: "45s", "5m", "2h", "3d".
+pub(crate) fn age(now: Timestamp, since: Timestamp) -> String {
+    ago(now, Some(since)).trim_end_matches(" ago").to_owned()
+}
+
+/// Comma-joined items, or `-` for none.
+pub(crate) fn list_or_dash<T: ToString>(items: &[T]) -> String {
+    if items.is_empty() {
+        return "-".to_owned();
+    }
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Load balancer membership: `in`, `out`, or `-` when the pool has no balancer.
+pub(crate) fn lb_membership(in_load_balancer: Option<bool>) -> &'static str {
+    match in_load_balancer {
+        Some(true) => "in",
+        Some(false) => "out",
+        None => "-",
+    }
+}
+
 /// An absolute time, second precision, UTC.
 pub(crate) fn time(t: Timestamp) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -147,6 +173,17 @@ mod tests {
         for (then, want) in cases {
             assert_eq!(ago(now, then), want);
         }
+    }
+
+    #[test]
+    fn ages_lists_and_balancer_membership_are_short() {
+        assert_eq!(age(at(125), at(0)), "2m");
+        assert_eq!(list_or_dash::<u64>(&[]), "-");
+        assert_eq!(list_or_dash(&[11_u64, 12]), "11,12");
+        assert_eq!(
+            [Some(true), Some(false), None].map(lb_membership),
+            ["in", "out", "-"]
+        );
     }
 
     #[test]

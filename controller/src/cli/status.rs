@@ -96,17 +96,26 @@ pub(crate) fn render(view: &StatusView, now: Timestamp) -> String {
     if view.pools.is_empty() {
         text.push_str("No pools.\n");
     } else {
-        let mut pools = output::table(&["POOL", "ROLE", "READY", "RELEASES"]);
+        let mut pools = output::table(&[
+            "POOL",
+            "ROLE",
+            "DESIRED",
+            "READY",
+            "FAILED",
+            "PROVISIONING",
+            "SNAPSHOT",
+            "RELEASES",
+        ]);
         for p in &view.pools {
             pools.add_row(vec![
                 p.name.clone(),
                 p.role.as_str().to_owned(),
+                or_dash(p.desired),
                 format!("{}/{}", p.ready, p.total),
-                if p.releases.is_empty() {
-                    "-".to_owned()
-                } else {
-                    p.releases.join(",")
-                },
+                p.failed.to_string(),
+                output::list_or_dash(&p.provisioning),
+                or_dash(p.newest_snapshot.as_ref()),
+                output::list_or_dash(&p.releases),
             ]);
         }
         text.push_str(&output::render(&mut pools));
@@ -122,6 +131,8 @@ pub(crate) fn render(view: &StatusView, now: Timestamp) -> String {
         "NAME",
         "POOL",
         "ADDRESS",
+        "DROPLET",
+        "LB",
         "REACHABLE",
         "AGENT",
         "RELEASE",
@@ -136,6 +147,8 @@ pub(crate) fn render(view: &StatusView, now: Timestamp) -> String {
             n.name.clone(),
             n.pool.clone(),
             n.address.clone(),
+            or_dash(n.droplet_id),
+            output::lb_membership(n.in_load_balancer).to_owned(),
             if n.reachable { "yes" } else { "no" }.to_owned(),
             or_dash(n.agent_version.as_ref()),
             or_dash(n.release.as_ref()),
@@ -166,13 +179,32 @@ mod tests {
         let seen = DateTime::from_timestamp(1_700_000_097, 0).unwrap();
         let view = StatusView {
             cluster: Some("vmst".into()),
-            pools: vec![PoolView {
-                name: "web".into(),
-                role: PoolRole::Web,
-                ready: 1,
-                total: 2,
-                releases: vec!["v4.3.1".into()],
-            }],
+            pools: vec![
+                PoolView {
+                    name: "web".into(),
+                    role: PoolRole::Web,
+                    ready: 1,
+                    total: 2,
+                    releases: vec!["v4.3.1".into()],
+                    desired: Some(2),
+                    failed: 1,
+                    droplet_ids: vec![11, 12],
+                    provisioning: vec!["web-p1".into()],
+                    newest_snapshot: Some("vmst-web-1".into()),
+                },
+                PoolView {
+                    name: "exec".into(),
+                    role: PoolRole::Exec,
+                    ready: 0,
+                    total: 0,
+                    releases: vec![],
+                    desired: None,
+                    failed: 0,
+                    droplet_ids: vec![],
+                    provisioning: vec![],
+                    newest_snapshot: None,
+                },
+            ],
             nodes: vec![
                 NodeView {
                     name: "web-1".into(),
@@ -186,6 +218,9 @@ mod tests {
                     disk_used_pct: Some(61.0),
                     last_seen: Some(seen),
                     conditions: vec![],
+                    droplet_id: Some(11),
+                    droplet_status: Some("active".into()),
+                    in_load_balancer: Some(true),
                 },
                 NodeView {
                     name: "web-2".into(),
@@ -205,25 +240,53 @@ mod tests {
                         message: "refused".into(),
                         last_transition: seen,
                     }],
+                    droplet_id: None,
+                    droplet_status: None,
+                    in_load_balancer: None,
                 },
             ],
         };
         let text = render(&view, now);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "CLUSTER: vmst");
-        assert!(
-            lines[2].starts_with("POOL  ROLE  READY  RELEASES"),
+        let split = |i: usize| lines[i].split_whitespace().collect::<Vec<_>>();
+        assert_eq!(
+            split(2),
+            [
+                "POOL",
+                "ROLE",
+                "DESIRED",
+                "READY",
+                "FAILED",
+                "PROVISIONING",
+                "SNAPSHOT",
+                "RELEASES"
+            ],
             "{text}"
         );
-        assert!(lines[3].starts_with("web   web   1/2    v4.3.1"), "{text}");
-        assert!(lines[5].starts_with("NAME "), "{text}");
-        let web1: Vec<&str> = lines[6].split_whitespace().collect();
         assert_eq!(
-            web1,
+            split(3),
+            [
+                "web",
+                "web",
+                "2",
+                "1/2",
+                "1",
+                "web-p1",
+                "vmst-web-1",
+                "v4.3.1"
+            ]
+        );
+        assert_eq!(split(4), ["exec", "exec", "-", "0/0", "0", "-", "-", "-"]);
+        assert!(lines[6].starts_with("NAME "), "{text}");
+        assert_eq!(
+            split(7),
             [
                 "web-1",
                 "web",
                 "10.0.0.5:22",
+                "11",
+                "in",
                 "yes",
                 "0.1.0",
                 "v4.3.1",
@@ -235,7 +298,8 @@ mod tests {
                 "-"
             ]
         );
-        let web2: Vec<&str> = lines[7].split_whitespace().collect();
+        let web2 = split(8);
+        assert_eq!(web2[3..5], ["-", "-"]);
         assert_eq!(
             web2[web2.len() - 2..],
             ["never", "Reachable=False(ConnectRefused)"]

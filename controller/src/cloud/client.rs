@@ -10,7 +10,7 @@ use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::retry::{retry, Backoff, Deadline};
+use crate::retry::{retry, Backoff, Deadline, Retry};
 
 use super::error::CloudError;
 use super::http::{from_retry_error, is_not_found, Call, Http, HttpSettings};
@@ -74,7 +74,9 @@ pub struct DoClient {
 
 impl std::fmt::Debug for DoClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DoClient").field("base", &self.http.base.as_str()).finish_non_exhaustive()
+        f.debug_struct("DoClient")
+            .field("base", &self.http.base.as_str())
+            .finish_non_exhaustive()
     }
 }
 
@@ -102,7 +104,9 @@ fn parse_base(base: &str) -> Result<Url, CloudError> {
         return Err(bad("the scheme must be http or https"));
     }
     if url.path() != "/" || url.query().is_some() {
-        return Err(bad("give only scheme, host and port (the client adds /v2/...)"));
+        return Err(bad(
+            "give only scheme, host and port (the client adds /v2/...)",
+        ));
     }
     Ok(url)
 }
@@ -143,7 +147,12 @@ impl DoClient {
     }
 
     /// Reads every page of a list, following `links.pages.next`.
-    async fn list<T: DeserializeOwned>(&self, first: Url, key: &str, what: &str) -> Result<Vec<T>, CloudError> {
+    async fn list<T: DeserializeOwned>(
+        &self,
+        first: Url,
+        key: &str,
+        what: &str,
+    ) -> Result<Vec<T>, CloudError> {
         let mut items = Vec::new();
         let mut cursor = PageCursor::default();
         let mut url = first;
@@ -165,7 +174,9 @@ impl DoClient {
     /// # Errors
     /// [`CloudError::Unauthorized`] for a bad token; others as any call.
     pub async fn account(&self) -> Result<Account, CloudError> {
-        let env: AccountEnvelope = self.get(self.http.url(&["account"], &[]), "the account".into()).await?;
+        let env: AccountEnvelope = self
+            .get(self.http.url(&["account"], &[]), "the account".into())
+            .await?;
         Ok(env.account)
     }
 
@@ -176,13 +187,20 @@ impl DoClient {
     /// # Errors
     /// As any call; a 5xx or lost connection is retried after a fresh lookup.
     pub async fn create_droplet(&self, req: &CreateDroplet) -> Result<Droplet, CloudError> {
-        let mut call = self.call(Method::POST, self.http.url(&["droplets"], &[]), format!("droplet {}", req.name), CallKind::Create);
+        let mut call = self.call(
+            Method::POST,
+            self.http.url(&["droplets"], &[]),
+            format!("droplet {}", req.name),
+            CallKind::Create,
+        );
         call.body = Some(encode(req, &call.op())?);
         let deadline = self.http.deadline(&call);
         let max = self.http.max_attempts();
         let call = &call;
         let outcome = retry(self.http.backoff(), &deadline, |attempt| async move {
-            let existing = self.find_droplet_by_name(req).await.map_err(|e| classify(CallKind::Idempotent, attempt, max, e))?;
+            // The lookup has already been retried on its own; if it still fails, stop rather
+            // than risk a duplicate.
+            let existing = self.find_droplet_by_name(req).await.map_err(Retry::Permanent)?;
             if let CreateStep::UseExisting(droplet) = plan_create(&req.name, existing) {
                 if attempt > 1 {
                     tracing::info!(droplet = droplet.id, name = %req.name, "Found the droplet an earlier failed create had made");
@@ -194,7 +212,7 @@ impl DoClient {
                 .send_once(call, attempt)
                 .await
                 .map_err(|e| classify(CallKind::Create, attempt, max, e))?;
-            let env: DropletEnvelope = decode(&answer.body, &call.op()).map_err(crate::retry::Retry::Permanent)?;
+            let env: DropletEnvelope = decode(&answer.body, &call.op()).map_err(Retry::Permanent)?;
             Ok(env.droplet)
         })
         .await;
@@ -205,7 +223,10 @@ impl DoClient {
         match req.tags.first() {
             Some(tag) => self.list_droplets_by_tag(tag).await,
             None => {
-                let url = self.http.url(&["droplets"], &[("name", &req.name), ("per_page", &PER_PAGE.to_string())]);
+                let url = self.http.url(
+                    &["droplets"],
+                    &[("name", &req.name), ("per_page", &PER_PAGE.to_string())],
+                );
                 self.list(url, "droplets", "droplets by name").await
             }
         }
@@ -217,7 +238,10 @@ impl DoClient {
     /// As any call, except that 404 is `Ok(None)`.
     pub async fn get_droplet(&self, id: u64) -> Result<Option<Droplet>, CloudError> {
         let url = self.http.url(&["droplets", &id.to_string()], &[]);
-        match self.get::<DropletEnvelope>(url, format!("droplet {id}")).await {
+        match self
+            .get::<DropletEnvelope>(url, format!("droplet {id}"))
+            .await
+        {
             Ok(env) => Ok(Some(env.droplet)),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(e),
@@ -229,8 +253,12 @@ impl DoClient {
     /// # Errors
     /// As any call.
     pub async fn list_droplets_by_tag(&self, tag: &str) -> Result<Vec<Droplet>, CloudError> {
-        let url = self.http.url(&["droplets"], &[("tag_name", tag), ("per_page", &PER_PAGE.to_string())]);
-        self.list(url, "droplets", &format!("droplets tagged {tag}")).await
+        let url = self.http.url(
+            &["droplets"],
+            &[("tag_name", tag), ("per_page", &PER_PAGE.to_string())],
+        );
+        self.list(url, "droplets", &format!("droplets tagged {tag}"))
+            .await
     }
 
     /// `DELETE /v2/droplets/{id}`; a droplet that is already gone counts as deleted.
@@ -242,7 +270,12 @@ impl DoClient {
         self.delete(url, format!("droplet {id}"), None).await
     }
 
-    async fn delete(&self, url: Url, what: String, body: Option<Vec<u8>>) -> Result<(), CloudError> {
+    async fn delete(
+        &self,
+        url: Url,
+        what: String,
+        body: Option<Vec<u8>>,
+    ) -> Result<(), CloudError> {
         let mut call = self.call(Method::DELETE, url, what, CallKind::Idempotent);
         call.body = body;
         match self.http.execute(&call).await {
@@ -257,10 +290,24 @@ impl DoClient {
     ///
     /// # Errors
     /// [`CloudError::PendingEvent`] while another action runs on the droplet; as any call.
-    pub async fn droplet_action(&self, id: u64, action: DropletAction) -> Result<Action, CloudError> {
-        let mut call = self.call(Method::POST, self.http.url(&["droplets", &id.to_string(), "actions"], &[]), format!("droplet {id}"), CallKind::Action);
+    pub async fn droplet_action(
+        &self,
+        id: u64,
+        action: DropletAction,
+    ) -> Result<Action, CloudError> {
+        let mut call = self.call(
+            Method::POST,
+            self.http
+                .url(&["droplets", &id.to_string(), "actions"], &[]),
+            format!("droplet {id}"),
+            CallKind::Action,
+        );
         call.body = Some(encode(&action, &call.op())?);
-        let answer = self.http.execute(&call).await.map_err(|e| e.into_pending_event(id))?;
+        let answer = self
+            .http
+            .execute(&call)
+            .await
+            .map_err(|e| e.into_pending_event(id))?;
         let env: ActionEnvelope = decode(&answer.body, &call.op())?;
         Ok(env.action)
     }
@@ -270,7 +317,12 @@ impl DoClient {
     /// # Errors
     /// As any call; 404 is [`CloudError::NotFound`].
     pub async fn get_action(&self, id: u64) -> Result<Action, CloudError> {
-        let env: ActionEnvelope = self.get(self.http.url(&["actions", &id.to_string()], &[]), format!("action {id}")).await?;
+        let env: ActionEnvelope = self
+            .get(
+                self.http.url(&["actions", &id.to_string()], &[]),
+                format!("action {id}"),
+            )
+            .await?;
         Ok(env.action)
     }
 
@@ -278,7 +330,12 @@ impl DoClient {
     ///
     /// # Errors
     /// [`CloudError::ActionFailed`] if it errored, [`CloudError::Timeout`] at the deadline.
-    pub async fn wait_action(&self, id: u64, deadline: &Deadline, poll: Duration) -> Result<Action, CloudError> {
+    pub async fn wait_action(
+        &self,
+        id: u64,
+        deadline: &Deadline,
+        poll: Duration,
+    ) -> Result<Action, CloudError> {
         let timeout = |last: Option<CloudError>| {
             let exceeded = deadline.exceeded();
             CloudError::Timeout {
@@ -299,7 +356,10 @@ impl DoClient {
                         action: id,
                         kind: action.kind,
                         resource: match action.resource_id {
-                            Some(r) => format!("{} {r}", action.resource_type.as_deref().unwrap_or("resource")),
+                            Some(r) => format!(
+                                "{} {r}",
+                                action.resource_type.as_deref().unwrap_or("resource")
+                            ),
                             None => "an unknown resource".into(),
                         },
                     })
@@ -317,7 +377,13 @@ impl DoClient {
     /// # Errors
     /// As any call.
     pub async fn list_snapshots(&self) -> Result<Vec<Snapshot>, CloudError> {
-        let url = self.http.url(&["snapshots"], &[("resource_type", "droplet"), ("per_page", &PER_PAGE.to_string())]);
+        let url = self.http.url(
+            &["snapshots"],
+            &[
+                ("resource_type", "droplet"),
+                ("per_page", &PER_PAGE.to_string()),
+            ],
+        );
         self.list(url, "snapshots", "droplet snapshots").await
     }
 
@@ -328,7 +394,10 @@ impl DoClient {
     /// As any call.
     pub async fn find_snapshot_by_name(&self, name: &str) -> Result<Option<Snapshot>, CloudError> {
         let snapshots = self.list_snapshots().await?;
-        Ok(snapshots.into_iter().filter(|s| s.name == name).max_by_key(|s| s.created_at))
+        Ok(snapshots
+            .into_iter()
+            .filter(|s| s.name == name)
+            .max_by_key(|s| s.created_at))
     }
 
     /// `DELETE /v2/snapshots/{id}`; one already gone counts as deleted.
@@ -336,7 +405,12 @@ impl DoClient {
     /// # Errors
     /// As any call, except 404.
     pub async fn delete_snapshot(&self, id: &str) -> Result<(), CloudError> {
-        self.delete(self.http.url(&["snapshots", id], &[]), format!("snapshot {id}"), None).await
+        self.delete(
+            self.http.url(&["snapshots", id], &[]),
+            format!("snapshot {id}"),
+            None,
+        )
+        .await
     }
 
     /// `GET /v2/load_balancers/{id}`.
@@ -344,7 +418,12 @@ impl DoClient {
     /// # Errors
     /// As any call; 404 is [`CloudError::NotFound`].
     pub async fn get_load_balancer(&self, lb: &str) -> Result<LoadBalancer, CloudError> {
-        let env: LoadBalancerEnvelope = self.get(self.http.url(&["load_balancers", lb], &[]), format!("load balancer {lb}")).await?;
+        let env: LoadBalancerEnvelope = self
+            .get(
+                self.http.url(&["load_balancers", lb], &[]),
+                format!("load balancer {lb}"),
+            )
+            .await?;
         Ok(env.load_balancer)
     }
 
@@ -365,22 +444,36 @@ impl DoClient {
     }
 
     async fn lb_members(&self, method: Method, lb: &str, ids: &[u64]) -> Result<(), CloudError> {
-        let mut call = self.call(method, self.http.url(&["load_balancers", lb, "droplets"], &[]), format!("load balancer {lb}"), CallKind::Idempotent);
+        let mut call = self.call(
+            method,
+            self.http.url(&["load_balancers", lb, "droplets"], &[]),
+            format!("load balancer {lb}"),
+            CallKind::Idempotent,
+        );
         call.body = Some(encode(&LbDropletsBody { droplet_ids: ids }, &call.op())?);
         match self.http.execute(&call).await {
             Ok(_) => Ok(()),
-            Err(CloudError::Unprocessable { op, id, message, request_id }) => {
+            Err(CloudError::Unprocessable {
+                op,
+                id,
+                message,
+                request_id,
+            }) => {
                 // DigitalOcean answers 422 when members are set by id on a balancer that
-                // selects them by tag. Ask the balancer rather than guess from the message.
-                let tag = match self.get_load_balancer(lb).await {
-                    Ok(balancer) => balancer.tag,
-                    Err(_) if message.to_ascii_lowercase().contains("tag") => None,
-                    Err(_) => return Err(CloudError::Unprocessable { op, id, message, request_id }),
-                };
-                match tag {
-                    Some(tag) => Err(CloudError::TagBasedBalancer { lb: lb.to_owned(), tag: Some(tag) }),
-                    None if message.to_ascii_lowercase().contains("tag") => Err(CloudError::TagBasedBalancer { lb: lb.to_owned(), tag: None }),
-                    None => Err(CloudError::Unprocessable { op, id, message, request_id }),
+                // selects them by tag. Ask the balancer rather than trust the message alone.
+                let tag = self.get_load_balancer(lb).await.ok().and_then(|b| b.tag);
+                if tag.is_some() || message.to_ascii_lowercase().contains("tag") {
+                    Err(CloudError::TagBasedBalancer {
+                        lb: lb.to_owned(),
+                        tag,
+                    })
+                } else {
+                    Err(CloudError::Unprocessable {
+                        op,
+                        id,
+                        message,
+                        request_id,
+                    })
                 }
             }
             Err(e) => Err(e),

@@ -342,18 +342,29 @@ mod tests {
 
     #[test]
     fn statuses_map_to_variants_with_the_right_retry_hint() {
-        let e = classify(401, r#"{"id":"unauthorized","message":"Unable to authenticate you"}"#);
+        let e = classify(
+            401,
+            r#"{"id":"unauthorized","message":"Unable to authenticate you"}"#,
+        );
         assert!(e.to_string().contains("DIGITALOCEAN_TOKEN"), "{e}");
         assert_eq!(e.retry_hint(), RetryHint::Permanent);
-        assert!(matches!(classify(404, "{}"), CloudError::NotFound { ref what, .. } if what == "droplet 7"));
-        let e = classify(503, r#"{"id":"server_error","message":"oops","request_id":"abc"}"#);
+        assert!(
+            matches!(classify(404, "{}"), CloudError::NotFound { ref what, .. } if what == "droplet 7")
+        );
+        let e = classify(
+            503,
+            r#"{"id":"server_error","message":"oops","request_id":"abc"}"#,
+        );
         assert!(e.to_string().contains("request id abc"), "{e}");
         assert_eq!(e.retry_hint(), RetryHint::Transient);
         assert_eq!(
             classify(429, "{}").retry_hint(),
             RetryHint::After(DEFAULT_RETRY_AFTER)
         );
-        assert!(matches!(classify(400, "{}"), CloudError::Rejected { status: 400, .. }));
+        assert!(matches!(
+            classify(400, "{}"),
+            CloudError::Rejected { status: 400, .. }
+        ));
     }
 
     #[test]

@@ -77,13 +77,15 @@ impl Http {
             .build()
             .map_err(|source| CloudError::Client { source })?;
         let limiter = RateLimiter::new(s.per_minute, s.per_hour, s.call_timeout);
-        let transport = client.clone().map_err(|source: reqwest::Error| CloudError::Transport {
-            op: source
-                .url()
-                .map(|u| u.path().to_owned())
-                .unwrap_or_default(),
-            source,
-        });
+        let transport = client
+            .clone()
+            .map_err(|source: reqwest::Error| CloudError::Transport {
+                op: source
+                    .url()
+                    .map(|u| u.path().to_owned())
+                    .unwrap_or_default(),
+                source,
+            });
         let service = ServiceBuilder::new()
             .layer(RateLimitLayer::new(limiter.clone()))
             .service(transport);
@@ -137,16 +139,20 @@ impl Http {
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.clone());
         }
-        let request = builder
-            .build()
-            .map_err(|source| CloudError::Transport { op: op.clone(), source })?;
+        let request = builder.build().map_err(|source| CloudError::Transport {
+            op: op.clone(),
+            source,
+        })?;
         let response = self
             .service
             .clone()
             .oneshot(request)
             .await
             .map_err(|e| match e {
-                CloudError::Transport { source, .. } => CloudError::Transport { op: op.clone(), source },
+                CloudError::Transport { source, .. } => CloudError::Transport {
+                    op: op.clone(),
+                    source,
+                },
                 other => other,
             });
         let response = match response {
@@ -161,7 +167,10 @@ impl Http {
         let body = response
             .bytes()
             .await
-            .map_err(|source| CloudError::Transport { op: op.clone(), source })?
+            .map_err(|source| CloudError::Transport {
+                op: op.clone(),
+                source,
+            })?
             .to_vec();
         if status.is_success() {
             tracing::debug!(op = %op, attempt, status = status.as_u16(), "DigitalOcean request finished");

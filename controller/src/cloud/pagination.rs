@@ -42,7 +42,11 @@ struct PagesWire {
 ///
 /// # Errors
 /// [`CloudError::Decode`] when the body or an item does not have the expected shape.
-pub fn parse_page<T: DeserializeOwned>(body: &[u8], key: &str, what: &str) -> Result<Page<T>, CloudError> {
+pub fn parse_page<T: DeserializeOwned>(
+    body: &[u8],
+    key: &str,
+    what: &str,
+) -> Result<Page<T>, CloudError> {
     let decode = |source| CloudError::Decode {
         what: what.to_owned(),
         source,
@@ -97,7 +101,9 @@ impl PageCursor {
             reason,
         };
         if self.seen.contains(url) {
-            return Err(bad("pagination links loop back to a page already read".into()));
+            return Err(bad(
+                "pagination links loop back to a page already read".into()
+            ));
         }
         if self.seen.len() >= MAX_PAGES {
             return Err(bad(format!("more than {MAX_PAGES} pages")));
@@ -117,8 +123,15 @@ mod tests {
 
     #[test]
     fn next_links_are_rebased_onto_the_configured_host() {
-        let u = next_url(&base(), "https://api.digitalocean.com/v2/droplets?page=2&per_page=200&tag_name=web").unwrap();
-        assert_eq!(u.as_str(), "http://127.0.0.1:8080/v2/droplets?page=2&per_page=200&tag_name=web");
+        let u = next_url(
+            &base(),
+            "https://api.digitalocean.com/v2/droplets?page=2&per_page=200&tag_name=web",
+        )
+        .unwrap();
+        assert_eq!(
+            u.as_str(),
+            "http://127.0.0.1:8080/v2/droplets?page=2&per_page=200&tag_name=web"
+        );
         let u = next_url(&base(), "/v2/snapshots?page=3").unwrap();
         assert_eq!(u.as_str(), "http://127.0.0.1:8080/v2/snapshots?page=3");
         assert!(next_url(&base(), "https://evil.example/steal").is_err());
@@ -129,9 +142,19 @@ mod tests {
         let p: Page<u64> = parse_page(br#"{"ids":[1,2],"links":{"pages":{"next":"/v2/x?page=2","last":"/v2/x?page=3"}},"meta":{"total":5}}"#, "ids", "list").unwrap();
         assert_eq!(p.items, vec![1, 2]);
         assert_eq!(p.next.as_deref(), Some("/v2/x?page=2"));
-        let p: Page<u64> = parse_page(br#"{"ids":[3],"links":{},"meta":{"total":5}}"#, "ids", "list").unwrap();
+        let p: Page<u64> = parse_page(
+            br#"{"ids":[3],"links":{},"meta":{"total":5}}"#,
+            "ids",
+            "list",
+        )
+        .unwrap();
         assert_eq!(p.next, None);
-        let p: Page<u64> = parse_page(br#"{"links":{"pages":{"prev":"/v2/x?page=1"}}}"#, "ids", "list").unwrap();
+        let p: Page<u64> = parse_page(
+            br#"{"links":{"pages":{"prev":"/v2/x?page=1"}}}"#,
+            "ids",
+            "list",
+        )
+        .unwrap();
         assert!(p.items.is_empty() && p.next.is_none());
         assert!(parse_page::<u64>(br#"{"ids":["a"]}"#, "ids", "list").is_err());
     }

@@ -261,7 +261,11 @@ impl RateLimiter {
                     wait,
                 });
             }
-            tracing::debug!(op, wait_ms = wait.as_millis() as u64, "Waiting for DigitalOcean request budget");
+            tracing::debug!(
+                op,
+                wait_ms = wait.as_millis() as u64,
+                "Waiting for DigitalOcean request budget"
+            );
             tokio::time::sleep(wait).await;
         }
     }
@@ -430,12 +434,22 @@ mod tests {
             ("ratelimit-reset", "1000030"),
         ]);
         let s = ServerLimits::parse(&h);
-        assert_eq!(s, ServerLimits { limit: Some(5000), remaining: Some(0), reset: Some(1_000_030) });
+        assert_eq!(
+            s,
+            ServerLimits {
+                limit: Some(5000),
+                remaining: Some(0),
+                reset: Some(1_000_030)
+            }
+        );
         assert_eq!(s.wait(1_000_000), Duration::from_secs(30));
         assert_eq!(s.wait(2_000_000), Duration::ZERO);
         // Clock skew cannot park us longer than the quota window.
         assert_eq!(s.wait(0), HOUR);
-        let s = ServerLimits::parse(&headers(&[("ratelimit-remaining", "12"), ("ratelimit-reset", "x")]));
+        let s = ServerLimits::parse(&headers(&[
+            ("ratelimit-remaining", "12"),
+            ("ratelimit-reset", "x"),
+        ]));
         assert_eq!(s.remaining, Some(12));
         assert_eq!(s.reset, None);
         assert_eq!(s.wait(0), Duration::ZERO);
@@ -443,7 +457,10 @@ mod tests {
 
     #[test]
     fn retry_after_reads_seconds_dates_or_the_reset_header() {
-        assert_eq!(retry_after(&headers(&[("retry-after", " 7 ")]), 0), Some(Duration::from_secs(7)));
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", " 7 ")]), 0),
+            Some(Duration::from_secs(7))
+        );
         let date = headers(&[("retry-after", "Thu, 01 Jan 1970 00:01:40 +0000")]);
         assert_eq!(retry_after(&date, 40), Some(Duration::from_secs(60)));
         let reset = headers(&[("ratelimit-remaining", "0"), ("ratelimit-reset", "105")]);

@@ -24,7 +24,12 @@ pub enum CallKind {
 
 /// What to do after attempt number `attempt` (1-based) of a `kind` call failed with `err`.
 #[must_use]
-pub fn classify(kind: CallKind, attempt: u32, max_attempts: u32, err: CloudError) -> Retry<CloudError> {
+pub fn classify(
+    kind: CallKind,
+    attempt: u32,
+    max_attempts: u32,
+    err: CloudError,
+) -> Retry<CloudError> {
     if attempt >= max_attempts {
         return Retry::Permanent(err);
     }
@@ -97,9 +102,18 @@ mod tests {
 
     #[test]
     fn idempotent_calls_and_creates_retry_server_errors_but_actions_do_not() {
-        assert!(matches!(classify(CallKind::Idempotent, 1, 5, server()), Retry::Transient(_)));
-        assert!(matches!(classify(CallKind::Create, 1, 5, server()), Retry::Transient(_)));
-        assert!(matches!(classify(CallKind::Action, 1, 5, server()), Retry::Permanent(_)));
+        assert!(matches!(
+            classify(CallKind::Idempotent, 1, 5, server()),
+            Retry::Transient(_)
+        ));
+        assert!(matches!(
+            classify(CallKind::Create, 1, 5, server()),
+            Retry::Transient(_)
+        ));
+        assert!(matches!(
+            classify(CallKind::Action, 1, 5, server()),
+            Retry::Permanent(_)
+        ));
     }
 
     #[test]
@@ -108,24 +122,47 @@ mod tests {
             op: "POST /v2/droplets/1/actions".into(),
             retry_after: Duration::from_secs(3),
         };
-        assert!(matches!(classify(CallKind::Action, 1, 5, limited()), Retry::After(_, d) if d == Duration::from_secs(3)));
-        assert!(matches!(classify(CallKind::Idempotent, 5, 5, limited()), Retry::Permanent(_)));
+        assert!(
+            matches!(classify(CallKind::Action, 1, 5, limited()), Retry::After(_, d) if d == Duration::from_secs(3))
+        );
+        assert!(matches!(
+            classify(CallKind::Idempotent, 5, 5, limited()),
+            Retry::Permanent(_)
+        ));
     }
 
     #[test]
     fn permanent_errors_pending_events_and_budget_waits_are_left_to_the_caller() {
-        let nf = CloudError::NotFound { what: "droplet 1".into(), op: "GET".into() };
-        assert!(matches!(classify(CallKind::Idempotent, 1, 5, nf), Retry::Permanent(_)));
+        let nf = CloudError::NotFound {
+            what: "droplet 1".into(),
+            op: "GET".into(),
+        };
+        assert!(matches!(
+            classify(CallKind::Idempotent, 1, 5, nf),
+            Retry::Permanent(_)
+        ));
         let pe = CloudError::PendingEvent { droplet: 1 };
-        assert!(matches!(classify(CallKind::Action, 1, 5, pe), Retry::Permanent(_)));
-        let be = CloudError::BudgetExhausted { op: "GET".into(), wait: Duration::from_secs(30) };
-        assert!(matches!(classify(CallKind::Idempotent, 1, 5, be), Retry::Permanent(_)));
+        assert!(matches!(
+            classify(CallKind::Action, 1, 5, pe),
+            Retry::Permanent(_)
+        ));
+        let be = CloudError::BudgetExhausted {
+            op: "GET".into(),
+            wait: Duration::from_secs(30),
+        };
+        assert!(matches!(
+            classify(CallKind::Idempotent, 1, 5, be),
+            Retry::Permanent(_)
+        ));
     }
 
     #[test]
     fn a_create_uses_a_droplet_with_the_same_name_instead_of_sending_again() {
         let listed = vec![droplet(1, "web-a"), droplet(2, "web-b")];
-        assert_eq!(plan_create("web-b", listed.clone()), CreateStep::UseExisting(Box::new(droplet(2, "web-b"))));
+        assert_eq!(
+            plan_create("web-b", listed.clone()),
+            CreateStep::UseExisting(Box::new(droplet(2, "web-b")))
+        );
         assert_eq!(plan_create("web-c", listed), CreateStep::Send);
         assert_eq!(plan_create("web-a", vec![]), CreateStep::Send);
     }

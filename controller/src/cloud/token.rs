@@ -120,7 +120,10 @@ mod tests {
 
     #[test]
     fn missing_empty_or_broken_tokens_are_refused_without_echoing_them() {
-        assert!(matches!(CloudToken::load(None, None), Err(TokenError::Missing)));
+        assert!(matches!(
+            CloudToken::load(None, None),
+            Err(TokenError::Missing)
+        ));
         assert!(CloudToken::new(" \n", "x").is_err());
         let err = CloudToken::new("abc def", "DIGITALOCEAN_TOKEN").unwrap_err();
         assert!(!err.to_string().contains("abc"));

@@ -26,7 +26,8 @@ impl ImageRef {
     /// id the create call wants; anything else is taken as a slug.
     #[must_use]
     pub fn from_snapshot_id(id: &str) -> Self {
-        id.parse().map_or_else(|_| Self::Slug(id.to_owned()), Self::Id)
+        id.parse()
+            .map_or_else(|_| Self::Slug(id.to_owned()), Self::Id)
     }
 }
 
@@ -423,15 +424,29 @@ mod tests {
 
     #[test]
     fn actions_serialize_as_the_spec_expects() {
-        let snap = DropletAction::Snapshot { name: "web-2024".into() };
-        assert_eq!(serde_json::to_value(&snap).unwrap(), json!({"type": "snapshot", "name": "web-2024"}));
-        assert_eq!(serde_json::to_value(DropletAction::PowerCycle).unwrap(), json!({"type": "power_cycle"}));
+        let snap = DropletAction::Snapshot {
+            name: "web-2024".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&snap).unwrap(),
+            json!({"type": "snapshot", "name": "web-2024"})
+        );
+        assert_eq!(
+            serde_json::to_value(DropletAction::PowerCycle).unwrap(),
+            json!({"type": "power_cycle"})
+        );
     }
 
     #[test]
     fn snapshot_ids_become_numeric_images_and_user_data_is_not_debug_printed() {
-        assert_eq!(ImageRef::from_snapshot_id("6372321"), ImageRef::Id(6_372_321));
-        assert_eq!(ImageRef::from_snapshot_id("ubuntu"), ImageRef::Slug("ubuntu".into()));
+        assert_eq!(
+            ImageRef::from_snapshot_id("6372321"),
+            ImageRef::Id(6_372_321)
+        );
+        assert_eq!(
+            ImageRef::from_snapshot_id("ubuntu"),
+            ImageRef::Slug("ubuntu".into())
+        );
         let req = CreateDroplet {
             name: "web-1".into(),
             region: "fra1".into(),
@@ -450,7 +465,9 @@ mod tests {
 
     #[test]
     fn an_empty_balancer_tag_means_id_based_membership() {
-        let lb: LoadBalancer = serde_json::from_value(json!({"id": "lb-1", "tag": "", "droplet_ids": [1, 2]})).unwrap();
+        let lb: LoadBalancer =
+            serde_json::from_value(json!({"id": "lb-1", "tag": "", "droplet_ids": [1, 2]}))
+                .unwrap();
         assert_eq!(lb.tag, None);
         assert_eq!(lb.droplet_ids, vec![1, 2]);
     }

@@ -63,11 +63,14 @@ pub async fn start(settings: &Settings, data: &Path) -> anyhow::Result<Controlle
     let (stop, stop_rx) = watch::channel(false);
     let (queue, queue_rx) = queue::channel();
     let (fleet_tx, fleet_rx) = mpsc::unbounded_channel();
+    let cloud = cloud_client(settings)?;
     let ctx = Arc::new(Ctx {
         store: store.clone(),
         queue: queue.clone(),
         fleet: FleetSlot::new(fleet_tx),
         agent,
+        cloud,
+        droplets: Default::default(),
     });
     let mut tasks = Vec::new();
 
@@ -82,6 +85,10 @@ pub async fn start(settings: &Settings, data: &Path) -> anyhow::Result<Controlle
             forget_ctx
                 .queue
                 .enqueue(reconcilers::node::key(node), "host key forgotten");
+        }),
+        // Placeholder until the snapshot reconciler is wired in.
+        on_snapshot_request: Arc::new(|_pool: &str| {
+            Err("snapshots need a DigitalOcean API (--do-token-file)".to_owned())
         }),
     };
     let listener = api::bind_unix(&socket).await?;
@@ -158,6 +165,27 @@ impl Controller {
         tokio::task::yield_now().await;
         let _ = std::fs::remove_file(&self.socket);
     }
+}
+
+/// The DigitalOcean client, when a token is configured. The token is never logged.
+fn cloud_client(settings: &Settings) -> anyhow::Result<Option<Arc<dyn crate::cloud::Cloud>>> {
+    use crate::cloud::{CloudConfig, CloudToken, DoClient, TokenError};
+    let token = match CloudToken::load(
+        settings.do_token_env.as_deref(),
+        settings.do_token_file.as_deref(),
+    ) {
+        Ok(t) => t,
+        Err(TokenError::Missing) => {
+            tracing::info!("No DigitalOcean token (DIGITALOCEAN_TOKEN or --do-token-file): pools with [droplets] are not managed");
+            return Ok(None);
+        }
+        Err(e) => return Err(anyhow::Error::from(e).context("cannot load the DigitalOcean token")),
+    };
+    let mut config = CloudConfig::new(token);
+    config.base_url = settings.do_api_url.clone();
+    let client = DoClient::new(config).context("cannot set up the DigitalOcean client")?;
+    tracing::info!(api = %settings.do_api_url, "DigitalOcean API configured");
+    Ok(Some(Arc::new(client)))
 }
 
 /// Resolves once `stop` turns true.

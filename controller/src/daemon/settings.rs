@@ -30,6 +30,16 @@ pub struct Settings {
     /// Period of the full resync that visits every object.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub resync: Duration,
+    /// DigitalOcean API base URL; any DigitalOcean-compatible endpoint works.
+    #[arg(long, value_name = "URL", default_value = crate::cloud::DEFAULT_BASE_URL)]
+    pub do_api_url: String,
+    /// File holding the DigitalOcean API token (else the DIGITALOCEAN_TOKEN environment
+    /// variable). Without a token, pools with [droplets] are not managed.
+    #[arg(long, value_name = "FILE")]
+    pub do_token_file: Option<PathBuf>,
+    /// The DigitalOcean token from the environment; set by `main`, never a flag.
+    #[arg(skip)]
+    pub do_token_env: Option<String>,
     /// Dev mode: start the simulated world (vmctl-testbed) with a default fleet and run
     /// against it.
     #[arg(long)]

@@ -9,7 +9,10 @@ use tokio::{
     sync::{mpsc, watch},
     task::JoinHandle,
 };
-use vmctl_protocol::{cluster::ClusterSpec, node::NodeSpec, pool::PoolSpec, Resource};
+use vmctl_protocol::{
+    cluster::ClusterSpec, node::NodeSpec, pool::PoolSpec, provision::ProvisionSpec,
+    snapshot::SnapshotSpec, Resource,
+};
 
 use super::fleet_events::FleetEventLog;
 use crate::{fleet::FleetEvent, queue::ObjectKey, reconcilers::Ctx};
@@ -28,6 +31,8 @@ pub fn spawn(
         tokio::spawn(watch_specs::<ClusterSpec>(ctx.clone(), stop.clone())),
         tokio::spawn(watch_specs::<PoolSpec>(ctx.clone(), stop.clone())),
         tokio::spawn(watch_specs::<NodeSpec>(ctx.clone(), stop.clone())),
+        tokio::spawn(watch_specs::<ProvisionSpec>(ctx.clone(), stop.clone())),
+        tokio::spawn(watch_specs::<SnapshotSpec>(ctx.clone(), stop.clone())),
         tokio::spawn(forward_fleet_events(
             ctx.clone(),
             fleet_events,

@@ -4,10 +4,15 @@
 pub mod cluster;
 pub mod node;
 pub mod pool;
+pub mod provision;
+pub mod snapshot;
 
 use std::sync::Arc;
 
-use vmctl_protocol::{cluster::ClusterSpec, node::NodeSpec, pool::PoolSpec, Resource};
+use vmctl_protocol::{
+    cluster::ClusterSpec, node::NodeSpec, pool::PoolSpec, provision::ProvisionSpec,
+    snapshot::SnapshotSpec, Resource,
+};
 use vmctl_state::Store;
 
 use crate::{
@@ -25,6 +30,10 @@ pub struct Ctx {
     pub fleet: cluster::FleetSlot,
     /// The agent binary every droplet must run.
     pub agent: AgentBinary,
+    /// The DigitalOcean API, when a token was given.
+    pub cloud: Option<Arc<dyn crate::cloud::Cloud>>,
+    /// Each managed pool's last droplet list.
+    pub droplets: pool::managed::DropletCache,
 }
 
 /// Runs the reconciler for `key`'s kind.
@@ -41,6 +50,8 @@ pub async fn reconcile(
         k if k == ClusterSpec::KIND => cluster::reconcile(&ctx, &key.name).await,
         k if k == NodeSpec::KIND => node::reconcile(&ctx, &key.name).await,
         k if k == PoolSpec::KIND => pool::reconcile(&ctx, &key.name).await,
+        k if k == ProvisionSpec::KIND => provision::reconcile(&ctx, &key.name).await,
+        k if k == SnapshotSpec::KIND => snapshot::reconcile(&ctx, &key.name).await,
         other => Err(anyhow::anyhow!("no reconciler for kind {other:?}").into()),
     }
 }
@@ -59,6 +70,14 @@ pub fn all_keys(store: &Store) -> Result<Vec<ObjectKey>, vmctl_state::StoreError
     }
     for n in store.list::<NodeSpec>()? {
         keys.push(ObjectKey::new(NodeSpec::KIND, &n.metadata.name));
+    }
+    for p in store.list::<ProvisionSpec>()? {
+        if !p.status.step.is_terminal() {
+            keys.push(ObjectKey::new(ProvisionSpec::KIND, &p.metadata.name));
+        }
+    }
+    for s in store.list::<SnapshotSpec>()? {
+        keys.push(ObjectKey::new(SnapshotSpec::KIND, &s.metadata.name));
     }
     Ok(keys)
 }

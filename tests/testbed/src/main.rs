@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+use vmctl_testbed::cloud::{CloudConfig, Simulator};
 use vmctl_testbed::droplets::control;
 use vmctl_testbed::droplets::names::{numbered_names, parse_pools, pool_names};
 use vmctl_testbed::{DropletFarm, Manifest};
@@ -33,6 +34,8 @@ struct Cli {
 enum Command {
     /// Start simulated droplets (real sshd on loopback addresses) and keep them up.
     Droplets(DropletsArgs),
+    /// Run the DigitalOcean API simulator (droplets it creates are real testbed droplets).
+    Cloud(CloudArgs),
     /// Act on a droplet of a running `droplets` farm through its control socket, e.g. to
     /// watch vmctld notice a dead droplet in dev mode.
     Ctl(CtlArgs),
@@ -48,6 +51,40 @@ struct CtlArgs {
     op: CtlOp,
     /// The droplet's name, e.g. web-1.
     name: String,
+}
+
+#[derive(Args)]
+struct CloudArgs {
+    /// Address to serve the API on, e.g. 127.0.0.1:0 (loopback only).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: std::net::SocketAddr,
+    /// Folder for droplets (droplets/), snapshots (snapshots/) and the token file.
+    #[arg(long)]
+    dir: PathBuf,
+    /// The OpenSSH public key (one line) every droplet authorises for root.
+    #[arg(long)]
+    authorized_key_file: PathBuf,
+    /// The API token to require; a random one when absent. Written to DIR/token (0600).
+    #[arg(long, env = "VMCTL_TESTBED_CLOUD_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// How long a new droplet takes to become active.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    create_duration: std::time::Duration,
+    /// How long an action (snapshot, power_cycle, ...) takes.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    action_duration: std::time::Duration,
+    /// Requests allowed per rolling minute.
+    #[arg(long, default_value_t = 250)]
+    rate_limit_per_minute: u32,
+    /// Requests allowed per rolling hour.
+    #[arg(long, default_value_t = 5000)]
+    rate_limit_per_hour: u32,
+    /// Region slug droplets land in by default.
+    #[arg(long, default_value = "nyc3")]
+    region: String,
+    /// Keep running when stdin closes (for running by hand in the background).
+    #[arg(long)]
+    ignore_stdin: bool,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -97,6 +134,7 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Droplets(args) => run_droplets(&args),
         Command::Ctl(args) => run_ctl(&args),
+        Command::Cloud(args) => run_cloud(args),
     }
 }
 
@@ -179,6 +217,76 @@ fn run_droplets(args: &DropletsArgs) -> Result<()> {
     farm.lock().unwrap_or_else(|p| p.into_inner()).teardown();
     let _ = std::fs::remove_file(&socket_path);
     Ok(())
+}
+
+fn run_cloud(args: CloudArgs) -> Result<()> {
+    anyhow::ensure!(
+        args.listen.ip().is_loopback(),
+        "--listen {} is not a loopback address",
+        args.listen
+    );
+    let key = std::fs::read_to_string(&args.authorized_key_file)
+        .with_context(|| format!("reading {}", args.authorized_key_file.display()))?;
+    let (stop_tx, stop_rx) = mpsc::channel();
+    watch_signals(stop_tx.clone())?;
+    if !args.ignore_stdin {
+        watch_stdin(stop_tx);
+    }
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
+    let token = args.token.unwrap_or_else(random_token);
+    let token_path = args.dir.join("token");
+    write_secret(&token_path, &token)?;
+    let config = CloudConfig {
+        dir: args.dir.clone(),
+        authorized_key: key.trim().to_owned(),
+        token,
+        create_duration: args.create_duration,
+        action_duration: args.action_duration,
+        rate_limit_per_minute: args.rate_limit_per_minute,
+        rate_limit_per_hour: args.rate_limit_per_hour,
+        region: args.region,
+    };
+    let simulator =
+        Simulator::start_blocking(config, args.listen).context("starting the cloud simulator")?;
+
+    let mut stdout = std::io::stdout().lock();
+    writeln!(
+        stdout,
+        "ready {} {}",
+        simulator.base_url(),
+        token_path.display()
+    )
+    .context("writing to stdout")?;
+    stdout.flush().context("writing to stdout")?;
+
+    match stop_rx.recv().unwrap_or(Stop::StdinClosed) {
+        Stop::Signal(signal) => tracing::info!(signal, "Stopping on signal."),
+        Stop::StdinClosed => tracing::info!("Stopping: stdin closed."),
+    }
+    drop(simulator);
+    Ok(())
+}
+
+/// 32 random bytes as hex.
+fn random_token() -> String {
+    use rand::Rng;
+    let bytes: [u8; 32] = rand::thread_rng().gen();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes a file only its owner can read, creating it with that mode.
+fn write_secret(path: &Path, text: &str) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn watch_signals(stop: mpsc::Sender<Stop>) -> Result<()> {

@@ -1,5 +1,7 @@
 //! The pool reconciler: summarises a pool's nodes into its status. Decisions are in [`plan`].
 
+pub mod managed;
+pub mod managed_plan;
 pub mod plan;
 
 use vmctl_protocol::{node::NodeSpec, pool::PoolSpec};
@@ -15,6 +17,9 @@ pub async fn reconcile(ctx: &Ctx, name: &str) -> Result<Action, ReconcileError> 
     let Some(pool) = ctx.store.get::<PoolSpec>(name).map_err(store_err)? else {
         return Ok(Action::AwaitChange);
     };
+    if let Some(template) = pool.spec.droplets.clone() {
+        return managed::reconcile(ctx, &pool, &template).await;
+    }
     let nodes = ctx.store.list::<NodeSpec>().map_err(store_err)?;
     let refs: Vec<_> = nodes
         .iter()
@@ -38,3 +43,6 @@ pub async fn reconcile(ctx: &Ctx, name: &str) -> Result<Action, ReconcileError> 
     }
     Ok(Action::AwaitChange)
 }
+#[cfg(test)]
+#[path = "managed_plan_tests.rs"]
+mod managed_plan_tests;

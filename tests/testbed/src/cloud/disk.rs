@@ -56,7 +56,10 @@ mod tests {
         fs::create_dir_all(to.join("stale")).unwrap();
         replace_tree(&from, &to).unwrap();
         assert_eq!(fs::read_to_string(to.join("a/b/file")).unwrap(), "hello");
-        assert_eq!(fs::read_link(to.join("link")).unwrap(), Path::new("a/b/file"));
+        assert_eq!(
+            fs::read_link(to.join("link")).unwrap(),
+            Path::new("a/b/file")
+        );
         assert!(!to.join("stale").exists());
     }
 }

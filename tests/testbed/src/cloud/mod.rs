@@ -141,7 +141,9 @@ impl Shared {
 
 /// Locks a mutex, carrying on past a panic elsewhere: the world stays usable for teardown.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// `error: cause: cause`, for messages that cross the API.

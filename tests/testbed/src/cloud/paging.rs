@@ -152,9 +152,22 @@ mod tests {
             json!({"pages": {}})
         );
         assert_eq!(
-            slice(&[1, 2, 3, 4, 5], Page { page: 3, per_page: 2 }),
+            slice(
+                &[1, 2, 3, 4, 5],
+                Page {
+                    page: 3,
+                    per_page: 2
+                }
+            ),
             vec![5]
         );
-        assert!(slice(&[1], Page { page: 9, per_page: 2 }).is_empty());
+        assert!(slice(
+            &[1],
+            Page {
+                page: 9,
+                per_page: 2
+            }
+        )
+        .is_empty());
     }
 }

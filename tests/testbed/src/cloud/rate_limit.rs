@@ -125,18 +125,16 @@ impl RateLimiter {
         let minute_left = self
             .per_minute
             .saturating_sub(count_u32(self.in_window(now, MINUTE)));
-        let hour_left = self
-            .per_hour
-            .saturating_sub(count_u32(self.admitted.len()));
+        let hour_left = self.per_hour.saturating_sub(count_u32(self.admitted.len()));
         // Like the real API, report the hourly budget, except while the minute one is spent.
         let (limit, remaining, window) = if minute_left == 0 && hour_left > 0 {
             (self.per_minute, minute_left, MINUTE)
         } else {
             (self.per_hour, hour_left, HOUR)
         };
-        let reset_in = self
-            .oldest_in(now, window)
-            .map_or(Duration::ZERO, |at| (at + window).saturating_duration_since(now));
+        let reset_in = self.oldest_in(now, window).map_or(Duration::ZERO, |at| {
+            (at + window).saturating_duration_since(now)
+        });
         RateHeaders {
             limit,
             remaining,

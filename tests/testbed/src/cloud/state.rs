@@ -345,9 +345,15 @@ mod tests {
     fn images_are_found_by_id_slug_or_numeric_string() {
         let world = World::new("nyc3", Utc::now());
         assert_eq!(world.find_image(&serde_json::json!(1001)).unwrap().id, 1001);
-        assert_eq!(world.find_image(&serde_json::json!("1002")).unwrap().id, 1002);
         assert_eq!(
-            world.find_image(&serde_json::json!("debian-12-x64")).unwrap().id,
+            world.find_image(&serde_json::json!("1002")).unwrap().id,
+            1002
+        );
+        assert_eq!(
+            world
+                .find_image(&serde_json::json!("debian-12-x64"))
+                .unwrap()
+                .id,
             1001
         );
         assert!(world.find_image(&serde_json::json!("nope")).is_none());
