@@ -797,7 +797,7 @@ async fn usage_errors_exit_2() {
 
 #[tokio::test]
 async fn bearer_token_is_sent_over_tcp_and_never_printed() {
-    let fake = FakeController::tcp().await;
+    let mut fake = FakeController::tcp().await;
     let url = fake.url.clone().unwrap();
     fake.reply("GET /v1/status", Reply::json(&status_view()));
     fake.reply(
@@ -844,6 +844,7 @@ async fn bearer_token_is_sent_over_tcp_and_never_printed() {
     );
 
     // Nothing listening on a closed TCP port.
+    fake.stop().await;
     drop(fake);
     let mut cmd = vmctl();
     cmd.args(["--server", &url, "status"]);

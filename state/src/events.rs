@@ -10,7 +10,7 @@ use vmctl_protocol::event::Event;
 
 use crate::{
     store::EVENTS_TREE,
-    watch::{self, Delivery, WatchStream},
+    watch::{self, WatchStream},
     Store, StoreError,
 };
 
@@ -46,6 +46,7 @@ impl Store {
             }
         }
         self.flush(EVENTS_TREE)?;
+        let _ = self.inner.appended.send(());
         Ok(event)
     }
 
@@ -65,13 +66,10 @@ impl Store {
     /// A stream that yields once after events are appended (bursts coalesce into one item), for
     /// long-poll followers: on each item, read [`Store::events_after`] the last seq seen.
     pub fn watch_events(&self) -> WatchStream<()> {
-        watch::forward(
-            EVENTS_TREE,
-            self.inner.events.watch_prefix(Vec::<u8>::new()),
-            Delivery::Coalesced,
+        watch::subscribe(
+            self.inner.appended.subscribe(),
             self.inner.live_watches.clone(),
-            // Trimming removes keys; only appends are news.
-            |event| matches!(event, sled::Event::Insert { .. }).then_some(()),
+            |_: &()| true,
         )
     }
 

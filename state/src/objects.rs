@@ -10,7 +10,7 @@ use vmctl_protocol::{resource::Stored, Resource};
 
 use crate::{
     plan::{self, Change},
-    watch::{self, Delivery, WatchEvent, WatchStream},
+    watch::{self, WatchEvent, WatchStream},
     Precondition, Store, StoreError,
 };
 
@@ -102,6 +102,7 @@ impl Store {
                 .map_err(|e| StoreError::sled("deleting", name, e))?;
             if swapped.is_ok() {
                 self.flush(name)?;
+                self.publish(R::KIND, name, true);
                 return Ok(true);
             }
             backoff = pause(backoff);
@@ -112,33 +113,26 @@ impl Store {
     /// An async stream of changes to objects of kind `R`: every put that changed bytes and every
     /// delete, with the object's name. It starts at the call; read the current state with
     /// [`Store::list`] after subscribing so nothing falls between.
+    ///
+    /// # Caveats
+    /// Changes are published in-process after each write is durable, so only writes through this
+    /// `Store` (and its clones) are seen. sled's own `watch_prefix` was used before and lost
+    /// events under concurrent writers (see `tests/watch_burst.rs`).
     pub fn watch<R: Resource>(&self) -> WatchStream<WatchEvent> {
-        let subscriber = match self.kind_tree::<R>() {
-            Ok(tree) => tree.watch_prefix(Vec::<u8>::new()),
-            // Only an I/O failure gets here. An ended stream is what a lost watch looks like,
-            // and callers resync on it, so this needs no error type of its own.
-            Err(error) => {
-                tracing::error!(%error, kind = R::KIND, "Cannot watch a kind.");
-                return watch::ended();
-            }
-        };
-        watch::forward(
-            R::KIND,
-            subscriber,
-            Delivery::Every,
+        watch::subscribe(
+            self.inner.changes.subscribe(),
             self.inner.live_watches.clone(),
-            |event| {
-                let (key, deleted) = match &event {
-                    sled::Event::Insert { key, .. } => (key, false),
-                    sled::Event::Remove { key } => (key, true),
-                };
-                Some(WatchEvent {
-                    kind: R::KIND,
-                    name: String::from_utf8_lossy(key).into_owned(),
-                    deleted,
-                })
-            },
+            |e: &WatchEvent| e.kind == R::KIND,
         )
+    }
+
+    fn publish(&self, kind: &'static str, name: &str, deleted: bool) {
+        // No receivers is fine: nobody is watching.
+        let _ = self.inner.changes.send(WatchEvent {
+            kind,
+            name: name.to_string(),
+            deleted,
+        });
     }
 
     /// The compare-and-swap loop shared by spec and status writes. `change` decides from the
@@ -173,6 +167,7 @@ impl Store {
                 .map_err(|e| StoreError::sled("writing", name, e))?;
             if swapped.is_ok() {
                 self.flush(name)?;
+                self.publish(R::KIND, name, false);
                 return Ok(next);
             }
             backoff = pause(backoff);

@@ -59,8 +59,12 @@ pub(crate) struct Inner {
     pub(crate) host_keys: sled::Tree,
     /// Serialises appends so a reader that sees seq N has seen every seq below it.
     pub(crate) append_lock: Mutex<()>,
-    /// Running watch-forwarding threads.
+    /// Running watch streams.
     pub(crate) live_watches: Arc<AtomicUsize>,
+    /// Every committed object change, published after the write is durable.
+    pub(crate) changes: tokio::sync::broadcast::Sender<crate::watch::WatchEvent>,
+    /// One item per appended event.
+    pub(crate) appended: tokio::sync::broadcast::Sender<()>,
 }
 
 impl Store {
@@ -91,6 +95,8 @@ impl Store {
                 host_keys,
                 append_lock: Mutex::new(()),
                 live_watches: Arc::new(AtomicUsize::new(0)),
+                changes: tokio::sync::broadcast::channel(crate::watch::CHANNEL_CAPACITY).0,
+                appended: tokio::sync::broadcast::channel(crate::watch::CHANNEL_CAPACITY).0,
             }),
         })
     }

@@ -1,5 +1,6 @@
 //! `vmctld`: the controller process.
 
+use anyhow::Context as _;
 use clap::Parser;
 use vmctl_controller::daemon::{self, dev::DevWorld, Settings};
 
@@ -31,7 +32,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(settings: Settings) -> anyhow::Result<()> {
+async fn run(mut settings: Settings) -> anyhow::Result<()> {
     let (data, temporary) = match (&settings.data, settings.dev) {
         (Some(d), _) => (d.clone(), false),
         (None, true) => (
@@ -40,41 +41,52 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         ),
         (None, false) => (settings.data_dir(), false),
     };
-    let controller = daemon::start(&settings, &data).await?;
+    // Dev mode: the simulated cloud comes first, so the controller starts pointed at it exactly
+    // as it would be at DigitalOcean.
     let world = if settings.dev {
-        let (store, data2, pools) = (
-            controller.store.clone(),
-            data.clone(),
-            settings.dev_pools.clone(),
-        );
-        let started =
-            tokio::task::spawn_blocking(move || DevWorld::start(&data2, &pools, &store)).await?;
-        match started {
-            Ok(w) => {
-                let socket = controller.socket.display();
-                println!(
-                    "vmctld --dev: {} simulated droplets are up.",
-                    w.document.nodes.len()
-                );
-                println!("  socket: {socket}");
-                println!("  try:    vmctl --socket {socket} status --watch");
-                println!("          vmctl --socket {socket} events --follow");
-                println!(
-                    "  break a droplet: vmctl-testbed ctl --dir {} kill-sshd {}   (start-sshd, rotate-host-key)",
-                    data.join("dev/droplets").display(),
-                    w.document.nodes.first().map_or("web-1", |n| n.name.as_str())
-                );
-                println!("  Ctrl-C tears everything down.");
-                Some(w)
-            }
-            Err(e) => {
-                controller.shutdown().await;
-                return Err(e.context("dev mode could not start the simulated world"));
-            }
-        }
+        let (data2, pools) = (data.clone(), settings.dev_pools.clone());
+        let w = tokio::task::spawn_blocking(move || DevWorld::start(&data2, &pools))
+            .await?
+            .context("dev mode could not start the simulated world")?;
+        settings.do_api_url = w.api_url.clone();
+        settings.do_token_file = Some(w.token_file.clone());
+        Some(w)
     } else {
         None
     };
+    let controller = match daemon::start(&settings, &data).await {
+        Ok(c) => c,
+        Err(e) => {
+            if let Some(w) = world {
+                tokio::task::spawn_blocking(move || w.stop()).await?;
+            }
+            return Err(e);
+        }
+    };
+    if let Some(w) = &world {
+        w.apply(&controller.store)?;
+        let socket = controller.socket.display();
+        let droplets: u32 = w
+            .document
+            .pools
+            .iter()
+            .filter_map(|p| p.spec.droplets.as_ref())
+            .map(|t| t.count)
+            .sum();
+        println!(
+            "vmctld --dev: creating {droplets} droplets in the simulated DigitalOcean at {}.",
+            w.api_url
+        );
+        println!("  socket: {socket}");
+        println!("  watch:  vmctl --socket {socket} status --watch");
+        println!("          vmctl --socket {socket} events --follow");
+        println!("  break a droplet (its processes die, the API still says active):");
+        println!(
+            "          curl -X POST {}/_sim/droplets/<DROPLET id from status>/hang",
+            w.api_url
+        );
+        println!("  Ctrl-C tears everything down.");
+    }
     daemon::termination().await?;
     controller.shutdown().await;
     if let Some(w) = world {

@@ -1,10 +1,12 @@
-//! Dev mode: start the simulated world (`vmctl-testbed`) as a child process, point the controller
-//! at it with the same settings a real fleet uses, and tear it down on exit.
+//! Dev mode: start the simulated world (`vmctl-testbed cloud`: a DigitalOcean API simulator
+//! whose droplets are real sshd processes) as a child process, point the controller at it with
+//! the same settings a real fleet uses, and tear it down on exit.
 //!
 //! The controller crate never links the testbed; it talks to the testbed binary through its
-//! command line and the manifest file it writes, exactly as an operator's tooling could.
+//! command line and the `world.json` it writes, exactly as an operator's tooling could.
 
 use std::{
+    collections::BTreeMap,
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -16,37 +18,41 @@ use serde::Deserialize;
 use vmctl_protocol::{
     api::{ClusterDocument, Named},
     cluster::{ClusterSpec, SshSpec, DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT},
-    node::NodeSpec,
-    pool::{PoolRole, PoolSpec},
+    pool::{DropletTemplate, PoolRole, PoolSpec, SnapshotPolicy},
 };
 use vmctl_state::Store;
 
 /// Dev mode probes faster than production so a newcomer sees changes at once.
 const DEV_PROBE_INTERVAL: Duration = Duration::from_secs(2);
-/// How long the testbed may take to start its droplets.
+/// Short graces so a killed droplet is replaced within seconds in the demo.
+const DEV_STARTUP_GRACE: Duration = Duration::from_secs(20);
+const DEV_FAILURE_GRACE: Duration = Duration::from_secs(8);
+/// How long the testbed may take to start.
 const TESTBED_START_DEADLINE: Duration = Duration::from_secs(90);
 /// Sidekiq queues of the reference deployment's worker pool.
 const WORKER_QUEUES: [&str; 5] = ["default", "ingress", "push", "pull", "mailers"];
+/// The seed image every dev pool starts from.
+const DEV_IMAGE: &str = "dev-base";
+/// The web pool's load balancer.
+const DEV_LB: &str = "dev-web";
 
 /// The running simulated world.
 pub struct DevWorld {
     child: Child,
-    /// The cluster document applied for it.
+    /// The simulator's API base URL.
+    pub api_url: String,
+    /// The file holding the simulator's token (mode 0600).
+    pub token_file: PathBuf,
+    /// The cluster document to apply.
     pub document: ClusterDocument,
 }
 
 #[derive(Deserialize)]
-struct Manifest {
-    droplets: Vec<ManifestDroplet>,
-}
-
-#[derive(Deserialize)]
-struct ManifestDroplet {
-    name: String,
-    pool: Option<String>,
-    address: String,
-    port: u16,
-    root: String,
+struct World {
+    base_url: String,
+    token_file: PathBuf,
+    #[serde(default)]
+    load_balancers: BTreeMap<String, String>,
 }
 
 /// Parses `web=2,streaming=1` into (pool, count) pairs.
@@ -78,45 +84,58 @@ fn role_of(pool: &str) -> Option<PoolRole> {
     })
 }
 
-/// Builds the dev cluster document from the testbed's manifest. Pure.
-fn document(manifest: &Manifest, pools: &[(String, u32)], private_key: &Path) -> ClusterDocument {
+/// Builds the dev cluster document: every pool managed, created from the seed image. Pure.
+fn document(
+    pools: &[(String, u32)],
+    private_key: &Path,
+    cloud_dir: &Path,
+    lb: Option<&str>,
+) -> ClusterDocument {
     let pools = pools
         .iter()
-        .map(|(name, _)| {
+        .map(|(name, count)| {
             let role = role_of(name).unwrap_or(PoolRole::Web);
             let queues = match role {
                 PoolRole::Sidekiq => WORKER_QUEUES.iter().map(ToString::to_string).collect(),
                 PoolRole::Exec => vec!["scheduler".to_string()],
                 _ => Vec::new(),
             };
+            let droplets = DropletTemplate {
+                count: *count,
+                region: "nyc3".into(),
+                size: "s-2vcpu-4gb".into(),
+                image: DEV_IMAGE.into(),
+                tags: vec![],
+                vpc_uuid: None,
+                ssh_keys: vec![],
+                load_balancer: if role == PoolRole::Web {
+                    lb.map(str::to_string)
+                } else {
+                    None
+                },
+                startup_grace: DEV_STARTUP_GRACE,
+                failure_grace: DEV_FAILURE_GRACE,
+                root: cloud_dir
+                    .join("droplets")
+                    .join("{name}")
+                    .join("root")
+                    .display()
+                    .to_string(),
+                snapshot: SnapshotPolicy::default(),
+            };
             Named {
                 name: name.clone(),
                 spec: PoolSpec {
                     role,
                     queues,
-                    droplets: None,
+                    droplets: Some(droplets),
                 },
             }
-        })
-        .collect();
-    let nodes = manifest
-        .droplets
-        .iter()
-        .map(|d| Named {
-            name: d.name.clone(),
-            spec: NodeSpec {
-                droplet_id: None,
-                pool: d.pool.clone().unwrap_or_else(|| "web".into()),
-                address: d.address.clone(),
-                port: d.port,
-                root: d.root.clone(),
-            },
         })
         .collect();
     ClusterDocument {
         name: "dev".into(),
         cluster: ClusterSpec {
-            healing: Default::default(),
             ssh: SshSpec {
                 user: "root".into(),
                 private_key: private_key.display().to_string(),
@@ -124,20 +143,21 @@ fn document(manifest: &Manifest, pools: &[(String, u32)], private_key: &Path) ->
             probe_interval: DEV_PROBE_INTERVAL,
             call_timeout: DEFAULT_CALL_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            healing: Default::default(),
         },
         pools,
-        nodes,
+        nodes: Vec::new(),
     }
 }
 
 impl DevWorld {
-    /// Generates the controller's SSH key, starts `vmctl-testbed droplets`, waits until it is
-    /// ready, and applies the cluster document to the store. Host keys pinned by an earlier dev
-    /// run are forgotten, since every run's droplets are new.
+    /// Generates the controller's SSH key and starts `vmctl-testbed cloud` with a seed image and
+    /// a load balancer; returns once it is ready. Nothing is stored yet: start the controller
+    /// with [`DevWorld::api_url`] and [`DevWorld::token_file`], then [`DevWorld::apply`].
     ///
     /// # Errors
     /// When the testbed binary is missing, fails to start, or is not ready in time.
-    pub fn start(data: &Path, pools_arg: &str, store: &Store) -> anyhow::Result<DevWorld> {
+    pub fn start(data: &Path, pools_arg: &str) -> anyhow::Result<DevWorld> {
         let pools = parse_pools(pools_arg)?;
         let dev = data.join("dev");
         std::fs::create_dir_all(&dev)?;
@@ -154,46 +174,55 @@ impl DevWorld {
                 key.display()
             );
         }
-        let manifest_path = dev.join("manifest.json");
-        let _ = std::fs::remove_file(&manifest_path);
-        let droplets_dir = dev.join("droplets");
-        let _ = std::fs::remove_dir_all(&droplets_dir);
+        let cloud_dir = dev.join("cloud");
+        let _ = std::fs::remove_dir_all(&cloud_dir);
         let testbed = super::sibling_binary("vmctl-testbed")?;
-        let pools_flag = pools
-            .iter()
-            .map(|(p, n)| format!("{p}={n}"))
-            .collect::<Vec<_>>()
-            .join(",");
         let mut child = Command::new(&testbed)
-            .arg("droplets")
+            .arg("cloud")
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--create-duration",
+                "2s",
+                "--action-duration",
+                "2s",
+            ])
+            .args(["--image", DEV_IMAGE, "--load-balancer", DEV_LB])
             .arg("--dir")
-            .arg(&droplets_dir)
+            .arg(&cloud_dir)
             .arg("--authorized-key-file")
             .arg(key.with_extension("pub"))
-            .arg("--pools")
-            .arg(&pools_flag)
-            .arg("--manifest")
-            .arg(&manifest_path)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .with_context(|| format!("cannot start {}", testbed.display()))?;
         wait_ready(&mut child)?;
-        let manifest: Manifest = serde_json::from_slice(&std::fs::read(&manifest_path)?)
-            .with_context(|| {
-                format!(
-                    "cannot read the testbed manifest {}",
-                    manifest_path.display()
-                )
-            })?;
-        let document = document(&manifest, &pools, &key);
-        for n in &document.nodes {
-            store.forget_host_key(&n.name)?;
-        }
-        let changes = crate::apply::plan(&document, &crate::apply::StoredSpecs::load(store)?);
-        crate::apply::execute(store, &document, &changes)?;
-        Ok(DevWorld { child, document })
+        let world_path = cloud_dir.join("world.json");
+        let world: World = serde_json::from_slice(&std::fs::read(&world_path)?)
+            .with_context(|| format!("cannot read the testbed's {}", world_path.display()))?;
+        let document = document(
+            &pools,
+            &key,
+            &cloud_dir,
+            world.load_balancers.get(DEV_LB).map(String::as_str),
+        );
+        Ok(DevWorld {
+            child,
+            api_url: world.base_url,
+            token_file: world.token_file,
+            document,
+        })
+    }
+
+    /// Stores the dev cluster document (the controller then creates every droplet).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub fn apply(&self, store: &Store) -> anyhow::Result<()> {
+        let changes = crate::apply::plan(&self.document, &crate::apply::StoredSpecs::load(store)?);
+        crate::apply::execute(store, &self.document, &changes)?;
+        Ok(())
     }
 
     /// Tears the simulated world down: closing its stdin asks it to stop; SIGKILL if it lingers.
@@ -217,19 +246,19 @@ impl DevWorld {
 }
 
 /// Reads the testbed's stdout until its `ready` line, within the deadline.
-fn wait_ready(child: &mut Child) -> anyhow::Result<PathBuf> {
+fn wait_ready(child: &mut Child) -> anyhow::Result<()> {
     let stdout = child.stdout.take().context("testbed stdout missing")?;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if let Some(path) = line.strip_prefix("ready ") {
-                let _ = tx.send(PathBuf::from(path.trim()));
+            if line.starts_with("ready ") {
+                let _ = tx.send(());
             }
         }
     });
     match rx.recv_timeout(TESTBED_START_DEADLINE) {
-        Ok(p) => Ok(p),
+        Ok(()) => Ok(()),
         Err(_) => {
             let _ = child.kill();
             let _ = child.wait();
@@ -263,24 +292,26 @@ mod tests {
     }
 
     #[test]
-    fn the_dev_document_gives_workers_and_exec_their_queues() {
-        let m = Manifest {
-            droplets: vec![ManifestDroplet {
-                name: "exec-1".into(),
-                pool: Some("exec".into()),
-                address: "127.9.0.1".into(),
-                port: 22,
-                root: "/tmp/r".into(),
-            }],
-        };
+    fn the_dev_document_manages_every_pool_and_gives_workers_their_queues() {
         let d = document(
-            &m,
-            &[("sidekiq".into(), 0), ("exec".into(), 1)],
+            &[("web".into(), 2), ("sidekiq".into(), 2), ("exec".into(), 1)],
             Path::new("/k"),
+            Path::new("/c"),
+            Some("lb-1"),
         );
-        assert_eq!(d.pools[0].spec.queues.len(), 5);
-        assert_eq!(d.pools[1].spec.queues, vec!["scheduler"]);
-        assert_eq!(d.nodes[0].spec.pool, "exec");
+        assert_eq!(d.pools[1].spec.queues.len(), 5);
+        assert_eq!(d.pools[2].spec.queues, vec!["scheduler"]);
+        let web = d.pools[0].spec.droplets.as_ref().unwrap();
+        assert_eq!((web.count, web.load_balancer.as_deref()), (2, Some("lb-1")));
+        assert_eq!(web.root_for("dev-web-1"), "/c/droplets/dev-web-1/root");
+        assert!(d.pools[1]
+            .spec
+            .droplets
+            .as_ref()
+            .unwrap()
+            .load_balancer
+            .is_none());
+        assert!(d.nodes.is_empty());
         assert!(crate::apply::validate(&d).is_ok());
     }
 }

@@ -136,6 +136,15 @@ impl FakeController {
             .insert(key.to_owned(), reply);
     }
 
+    /// Stops serving and waits until the listener is closed. Dropping alone only asks the task
+    /// to stop, so a connect made right after could still reach the listener's backlog and be
+    /// reset instead of refused.
+    pub async fn stop(&mut self) {
+        self.task.abort();
+        // The task's future (and with it the listener) is dropped before the handle resolves.
+        let _ = (&mut self.task).await;
+    }
+
     /// Every request received so far, in order.
     pub fn requests(&self) -> Vec<Recorded> {
         self.shared.lock().unwrap().requests.clone()

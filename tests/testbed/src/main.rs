@@ -82,6 +82,13 @@ struct CloudArgs {
     /// Region slug droplets land in by default.
     #[arg(long, default_value = "nyc3")]
     region: String,
+    /// Seed a snapshot image with this name (a fresh droplet root), so pools can create
+    /// droplets from it. Repeatable.
+    #[arg(long = "image", value_name = "NAME")]
+    images: Vec<String>,
+    /// Create a load balancer with this name. Repeatable.
+    #[arg(long = "load-balancer", value_name = "NAME")]
+    load_balancers: Vec<String>,
     /// Keep running when stdin closes (for running by hand in the background).
     #[arg(long)]
     ignore_stdin: bool,
@@ -249,6 +256,28 @@ fn run_cloud(args: CloudArgs) -> Result<()> {
     };
     let simulator =
         Simulator::start_blocking(config, args.listen).context("starting the cloud simulator")?;
+    let mut world = serde_json::json!({
+        "base_url": simulator.base_url(),
+        "token_file": token_path,
+        "images": {},
+        "load_balancers": {},
+    });
+    for name in &args.images {
+        let root = args.dir.join("seed").join(name).join("root");
+        vmctl_testbed::droplets::root::create(&root, name)
+            .with_context(|| format!("creating the seed image root {}", root.display()))?;
+        let id = simulator
+            .register_snapshot_from_dir(name, &root)
+            .with_context(|| format!("registering image {name}"))?;
+        world["images"][name] = id.into();
+    }
+    for name in &args.load_balancers {
+        let id = simulator.create_load_balancer(name, None);
+        world["load_balancers"][name] = id.into();
+    }
+    let world_path = args.dir.join("world.json");
+    std::fs::write(&world_path, serde_json::to_vec_pretty(&world)?)
+        .with_context(|| format!("writing {}", world_path.display()))?;
 
     let mut stdout = std::io::stdout().lock();
     writeln!(

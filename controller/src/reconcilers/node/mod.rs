@@ -25,6 +25,10 @@ use crate::{
 /// Store failures; fleet failures are observations, not errors.
 pub async fn reconcile(ctx: &Ctx, name: &str) -> Result<Action, ReconcileError> {
     let Some(fleet) = ctx.fleet.current() else {
+        tracing::debug!(
+            node = name,
+            "No fleet yet: the cluster spec has not been reconciled"
+        );
         return Ok(Action::AwaitChange);
     };
     let Some(node) = ctx.store.get::<NodeSpec>(name).map_err(store_err)? else {
@@ -77,6 +81,7 @@ pub async fn reconcile(ctx: &Ctx, name: &str) -> Result<Action, ReconcileError> 
         host_key_fingerprint: pinned.map(|k| k.fingerprint),
     };
     let planned = plan::plan(name, &node.status, &observed, chrono::Utc::now());
+    tracing::debug!(node = name, connection = ?observed.connection, "Node observed");
     if planned.status != node.status {
         match ctx.store.put_status::<NodeSpec>(
             name,

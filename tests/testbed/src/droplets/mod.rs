@@ -37,7 +37,7 @@ pub mod listening;
 mod manifest;
 pub mod names;
 pub mod process_tree;
-mod root;
+pub mod root;
 pub mod sshd;
 pub mod sshd_config;
 
