@@ -8,6 +8,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod cloud;
+
 use vmctl_protocol::api::StatusView;
 use vmctl_testbed::DropletFarm;
 

@@ -225,6 +225,11 @@ pub async fn reconcile(
         fleet_total,
         fleet_unhealthy,
         replacements_last_hour,
+        // Still degraded as of the last pass: if it clears in this one, it clears now.
+        degraded_cleared_at: Condition::find(&pool.status.conditions, COND_FLEET_DEGRADED).map(|c| match c.status {
+            ConditionStatus::True => now,
+            _ => c.last_transition,
+        }),
         name_seed: rand::random(),
         now,
     };

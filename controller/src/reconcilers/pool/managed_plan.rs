@@ -76,6 +76,9 @@ pub struct PoolObserved<'a> {
     pub fleet_unhealthy: u32,
     /// Replacements started fleet-wide in the last hour.
     pub replacements_last_hour: u32,
+    /// When the pool last stopped being degraded: failures are counted from then, so nodes
+    /// coming back from a fleet-wide incident get a full grace before any is replaced.
+    pub degraded_cleared_at: Option<Timestamp>,
     /// Random bits for new droplet names.
     pub name_seed: u64,
     /// Now.
@@ -241,8 +244,11 @@ pub fn plan(o: &PoolObserved<'_>) -> PoolPlan {
         };
         unhealthy_in_pool += 1;
         let born = droplet.map_or(n.created_at, |d| d.created_at);
-        let grace_starts = (born + chrono::Duration::from_std(t.startup_grace).unwrap_or_default())
+        let mut grace_starts = (born + chrono::Duration::from_std(t.startup_grace).unwrap_or_default())
             .max(down_since);
+        if let Some(cleared) = o.degraded_cleared_at {
+            grace_starts = grace_starts.max(cleared);
+        }
         let down_for = since(o.now, grace_starts);
         if o.now >= grace_starts && down_for >= t.failure_grace {
             failed.push((

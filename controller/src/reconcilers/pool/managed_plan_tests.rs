@@ -134,6 +134,7 @@ fn observe<'a>(
         fleet_total: w.specs.len() as u32,
         fleet_unhealthy: unhealthy,
         replacements_last_hour: 0,
+        degraded_cleared_at: None,
         name_seed: 42,
         now: at(now),
     }
@@ -412,4 +413,17 @@ fn a_vanished_droplet_forgets_its_node() {
     assert!(p.actions.contains(&PoolAction::ForgetNode {
         name: "c-web-2".into()
     }));
+}
+
+#[test]
+fn after_a_fleet_incident_clears_stragglers_get_a_fresh_grace() {
+    let w = world(&[(1, false, 0), (2, true, 0), (3, true, 0)]);
+    let n = names(3);
+    let (t, h) = (template(3, false), HealingPolicy::default());
+    let ds: Vec<_> = (1..=3).map(|i| droplet(i, "active")).collect();
+    let mut o = observe(&w, &n, &t, &h, &ds, None, 1000);
+    o.degraded_cleared_at = Some(at(990));
+    assert!(replacements(&plan(&o)).is_empty(), "down since 0, but the incident ended at 990");
+    o.now = at(1051);
+    assert_eq!(replacements(&plan(&o)), vec!["c-web-1"]);
 }
