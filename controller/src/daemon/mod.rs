@@ -86,10 +86,10 @@ pub async fn start(settings: &Settings, data: &Path) -> anyhow::Result<Controlle
                 .queue
                 .enqueue(reconcilers::node::key(node), "host key forgotten");
         }),
-        // Placeholder until the snapshot reconciler is wired in.
-        on_snapshot_request: Arc::new(|_pool: &str| {
-            Err("snapshots need a DigitalOcean API (--do-token-file)".to_owned())
-        }),
+        on_snapshot_request: {
+            let ctx = ctx.clone();
+            Arc::new(move |pool: &str| reconcilers::snapshot::request(&ctx, pool))
+        },
     };
     let listener = api::bind_unix(&socket).await?;
     let router = api::router(api_state);

@@ -36,19 +36,38 @@ impl CloudWorld {
         let mut config = CloudConfig::new(dir.join("cloud"), authorized_key, &token);
         config.create_duration = Duration::from_millis(800);
         config.action_duration = Duration::from_millis(500);
-        let sim = Simulator::start_blocking(config, "127.0.0.1:0".parse().unwrap()).expect("start the simulator");
+        let sim = Simulator::start_blocking(config, "127.0.0.1:0".parse().unwrap())
+            .expect("start the simulator");
         let token_file = dir.join("do-token");
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&token_file).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&token_file)
+            .unwrap();
         std::io::Write::write_all(&mut f, token.as_bytes()).unwrap();
         let seed = dir.join("seed/root");
-        for sub in ["etc", "home/mastodon", "var/lib/vmctl/bin", "run/vmctl/services"] {
+        for sub in [
+            "etc",
+            "home/mastodon",
+            "var/lib/vmctl/bin",
+            "run/vmctl/services",
+        ] {
             std::fs::create_dir_all(seed.join(sub)).unwrap();
         }
         std::fs::write(seed.join(MARKER), MARKER_TEXT).unwrap();
         std::fs::copy("/etc/os-release", seed.join("etc/os-release")).ok();
-        let image_id = sim.register_snapshot_from_dir("e2e-base", &seed).expect("seed image");
+        let image_id = sim
+            .register_snapshot_from_dir("e2e-base", &seed)
+            .expect("seed image");
         let lb = sim.create_load_balancer("e2e-web", None);
-        CloudWorld { sim, dir: dir.to_path_buf(), token_file, image_id, lb }
+        CloudWorld {
+            sim,
+            dir: dir.to_path_buf(),
+            token_file,
+            image_id,
+            lb,
+        }
     }
 
     /// The root-folder template of the simulator's droplets.
@@ -101,6 +120,10 @@ impl CloudWorld {
 
     /// How many droplet creates reached the simulator.
     pub fn creates(&self) -> usize {
-        self.sim.request_log().iter().filter(|r| r.method == "POST" && r.path == "/v2/droplets" && r.status < 300).count()
+        self.sim
+            .request_log()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path == "/v2/droplets" && r.status < 300)
+            .count()
     }
 }

@@ -226,10 +226,12 @@ pub async fn reconcile(
         fleet_unhealthy,
         replacements_last_hour,
         // Still degraded as of the last pass: if it clears in this one, it clears now.
-        degraded_cleared_at: Condition::find(&pool.status.conditions, COND_FLEET_DEGRADED).map(|c| match c.status {
-            ConditionStatus::True => now,
-            _ => c.last_transition,
-        }),
+        degraded_cleared_at: Condition::find(&pool.status.conditions, COND_FLEET_DEGRADED).map(
+            |c| match c.status {
+                ConditionStatus::True => now,
+                _ => c.last_transition,
+            },
+        ),
         name_seed: rand::random(),
         now,
     };

@@ -244,8 +244,9 @@ pub fn plan(o: &PoolObserved<'_>) -> PoolPlan {
         };
         unhealthy_in_pool += 1;
         let born = droplet.map_or(n.created_at, |d| d.created_at);
-        let mut grace_starts = (born + chrono::Duration::from_std(t.startup_grace).unwrap_or_default())
-            .max(down_since);
+        let mut grace_starts = (born
+            + chrono::Duration::from_std(t.startup_grace).unwrap_or_default())
+        .max(down_since);
         if let Some(cleared) = o.degraded_cleared_at {
             grace_starts = grace_starts.max(cleared);
         }

@@ -423,7 +423,10 @@ fn after_a_fleet_incident_clears_stragglers_get_a_fresh_grace() {
     let ds: Vec<_> = (1..=3).map(|i| droplet(i, "active")).collect();
     let mut o = observe(&w, &n, &t, &h, &ds, None, 1000);
     o.degraded_cleared_at = Some(at(990));
-    assert!(replacements(&plan(&o)).is_empty(), "down since 0, but the incident ended at 990");
+    assert!(
+        replacements(&plan(&o)).is_empty(),
+        "down since 0, but the incident ended at 990"
+    );
     o.now = at(1051);
     assert_eq!(replacements(&plan(&o)), vec!["c-web-1"]);
 }

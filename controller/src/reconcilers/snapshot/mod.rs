@@ -75,12 +75,24 @@ pub fn request(ctx: &Ctx, pool: &str) -> Result<String, String> {
         .facts
         .as_ref()
         .and_then(|f| f.mastodon.live_release.clone());
-    let name = plan::snapshot_name(
+    let base = plan::snapshot_name(
         &cluster.metadata.name,
         pool,
         release.as_deref(),
         chrono::Utc::now(),
     );
+    // Two requests within one second would share a name; names must stay unique because the
+    // snapshot is found by name.
+    let name = (0..)
+        .map(|i| {
+            if i == 0 {
+                base.clone()
+            } else {
+                format!("{base}-{i}")
+            }
+        })
+        .find(|n| jobs.iter().all(|j| &j.metadata.name != n))
+        .expect("an unused suffix exists");
     let job = SnapshotSpec {
         pool: pool.into(),
         droplet_id: source.0,
