@@ -4,6 +4,7 @@
 //! with its figures, so scripts can `tail -n1`.
 
 mod fanout;
+mod heal;
 
 use std::process::ExitCode;
 
@@ -20,6 +21,8 @@ struct Cli {
 enum Bench {
     /// Cold connect to N droplets, then rounds of one facts call to every node at once.
     Fanout(fanout::Args),
+    /// One droplet dies: time to notice it and to replace it from the snapshot.
+    Heal(heal::Args),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.bench {
         Bench::Fanout(args) => fanout::run(&args),
+        Bench::Heal(args) => heal::run(&args),
     };
     match result {
         Ok(json) => {
