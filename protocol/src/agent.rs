@@ -32,6 +32,7 @@ pub struct Request {
 /// The typed operations an agent runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)] // frames are built once per call; boxing buys nothing
 pub enum Op {
     /// Identify: version, binary hash, protocol version. Answered with [`Hello`].
     Hello,
@@ -39,6 +40,20 @@ pub enum Op {
     Ping,
     /// Collect host and Mastodon facts. Answered with [`Facts`].
     Facts,
+    /// Fetch, verify and install a release. Answered with [`crate::release_ops::PrepareReport`].
+    PrepareRelease(crate::release_ops::PrepareRelease),
+    /// Run a migration phase once. Answered with [`crate::release_ops::OnceReport`].
+    Migrate(crate::release_ops::Migrate),
+    /// `tootctl cache clear` once. Answered with [`crate::release_ops::OnceReport`].
+    CacheClear(crate::release_ops::CacheClear),
+    /// Point `live` at a prepared release. Answered with [`crate::release_ops::SwitchReport`].
+    Switch(crate::release_ops::Switch),
+    /// Act on a Mastodon service. Answered with [`Pong`].
+    Service(crate::release_ops::Service),
+    /// One health check. Answered with [`crate::release_ops::ProbeReport`].
+    Probe(crate::release_ops::Probe),
+    /// Remove old releases. Answered with [`crate::release_ops::PruneReport`].
+    PruneReleases(crate::release_ops::PruneReleases),
 }
 
 impl Op {
@@ -48,6 +63,13 @@ impl Op {
             Op::Hello => "hello",
             Op::Ping => "ping",
             Op::Facts => "facts",
+            Op::PrepareRelease(_) => "prepare_release",
+            Op::Migrate(_) => "migrate",
+            Op::CacheClear(_) => "cache_clear",
+            Op::Switch(_) => "switch",
+            Op::Service(_) => "service",
+            Op::Probe(_) => "probe",
+            Op::PruneReleases(_) => "prune_releases",
         }
     }
 }
@@ -152,6 +174,12 @@ pub struct MastodonInstall {
     pub live_release: Option<String>,
     /// Names of the folders under `home/mastodon/releases`, sorted.
     pub releases: Vec<String>,
+    /// HEAD commit of the live release's git tree.
+    #[serde(default)]
+    pub live_commit: Option<String>,
+    /// Whether the live tree has no local changes (`git status --porcelain` is empty).
+    #[serde(default)]
+    pub live_clean: Option<bool>,
 }
 
 /// Whether a service is running.

@@ -151,6 +151,8 @@ fn mastodon(root: &Root) -> Result<MastodonInstall, FactsError> {
     Ok(MastodonInstall {
         live_release,
         releases,
+        live_commit: None,
+        live_clean: None,
     })
 }
 

@@ -56,6 +56,12 @@ impl Agent {
             Op::Facts => facts::collect(&self.root, self.services.as_ref())
                 .map_err(|e| op_failed(op, &e))
                 .and_then(to_json),
+            // Release operations are declared in the protocol ahead of their implementation;
+            // until then the agent refuses them with a clear error rather than guessing.
+            other => Err(vmctl_protocol::agent::AgentError {
+                code: vmctl_protocol::agent::ErrorCode::OpFailed,
+                message: format!("{}: not supported by this agent build", other.name()),
+            }),
         };
         match result {
             Ok(v) => Outcome::Ok(v),

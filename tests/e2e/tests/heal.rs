@@ -128,13 +128,16 @@ fn a_hung_droplet_is_replaced_from_the_snapshot() {
     }
 }
 
+/// Whether the run reached the point to kill at, given the create count before the failure.
+type KillPoint = dyn Fn(&CloudWorld, &Vmctld, usize) -> bool;
+
 /// SIGKILL at three points of a replacement, then restart: each time exactly one replacement,
 /// no duplicate droplet, nothing leaked, the balancer right.
 #[test]
 fn a_controller_killed_mid_replacement_finishes_exactly_one() {
     let tmp = tempfile::tempdir().unwrap();
     let (world, mut v) = converged(tmp.path(), 3, "max_replacements_per_hour = 20");
-    let points: [(&str, Box<dyn Fn(&CloudWorld, &Vmctld, usize) -> bool>); 3] = [
+    let points: [(&str, Box<KillPoint>); 3] = [
         (
             "after the create was sent",
             Box::new(|w: &CloudWorld, _: &Vmctld, creates: usize| w.creates() > creates),

@@ -373,7 +373,7 @@ pub fn plan(o: &PoolObserved<'_>) -> PoolPlan {
         candidates.sort_by(|a, b| {
             let key = |n: &NodeObs<'_>| {
                 (
-                    !(failed_names.contains(n.name) || !n.status.reachable),
+                    !failed_names.contains(n.name) && n.status.reachable,
                     std::cmp::Reverse(n.created_at),
                     n.name.to_string(),
                 )
