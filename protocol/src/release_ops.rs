@@ -134,6 +134,9 @@ pub struct Service {
     pub name: String,
     /// Action.
     pub action: ServiceAction,
+    /// Sidekiq only: the queues this node's Sidekiq listens to (`-q` each), from its pool.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queues: Vec<String>,
 }
 
 /// What to probe.
