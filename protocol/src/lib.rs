@@ -16,6 +16,7 @@ pub mod pool;
 pub mod provision;
 pub mod release_ops;
 pub mod resource;
+pub mod rollout;
 pub mod snapshot;
 
 pub use meta::{Condition, ConditionStatus, ObjectMeta, Timestamp};

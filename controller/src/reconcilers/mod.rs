@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod node;
 pub mod pool;
 pub mod provision;
+pub mod rollout;
 pub mod snapshot;
 
 use std::sync::Arc;

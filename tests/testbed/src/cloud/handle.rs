@@ -13,7 +13,7 @@ use super::rate_limit::RateLimiter;
 use super::state::{DropletStatus, ImageKind, ImageRecord, KeyRecord, LoadBalancerRecord, World};
 use super::{disk, ids, lock, routes, shapes};
 use super::{CloudConfig, CloudError, LoggedRequest, Shared, SimDroplet};
-use crate::droplets::{DropletFarm, TestbedError};
+use crate::droplets::{DropletFarm, FarmOptions, TestbedError};
 
 /// A running simulator; a cheap handle (clones share it).
 #[derive(Debug, Clone)]
@@ -32,13 +32,17 @@ impl Simulator {
         let farm_dir = config.dir.join("droplets");
         let key = config.authorized_key.clone();
         let dir = farm_dir.clone();
-        let farm = tokio::task::spawn_blocking(move || DropletFarm::start(&dir, &[], &key))
-            .await
-            .map_err(|_| CloudError::RuntimeGone)?
-            .map_err(|source| CloudError::StartFarm {
-                dir: farm_dir,
-                source,
-            })?;
+        let options = FarmOptions {
+            stub_dir: config.stub_dir.clone(),
+        };
+        let farm =
+            tokio::task::spawn_blocking(move || DropletFarm::start_with(&dir, &[], &key, options))
+                .await
+                .map_err(|_| CloudError::RuntimeGone)?
+                .map_err(|source| CloudError::StartFarm {
+                    dir: farm_dir,
+                    source,
+                })?;
         let snapshots = config.dir.join("snapshots");
         std::fs::create_dir_all(&snapshots).map_err(|source| CloudError::StartFarm {
             dir: snapshots,

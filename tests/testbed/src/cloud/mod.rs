@@ -61,6 +61,9 @@ pub struct CloudConfig {
     pub rate_limit_per_hour: u32,
     /// The region droplets land in when a create names none.
     pub region: String,
+    /// A folder of Mastodon stubs put first on every droplet session's PATH (see
+    /// [`crate::droplets::FarmOptions`]); none by default.
+    pub stub_dir: Option<PathBuf>,
 }
 
 impl CloudConfig {
@@ -75,6 +78,7 @@ impl CloudConfig {
             rate_limit_per_minute: 250,
             rate_limit_per_hour: 5000,
             region: "nyc3".into(),
+            stub_dir: None,
         }
     }
 }

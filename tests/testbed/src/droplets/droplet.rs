@@ -35,6 +35,8 @@ pub struct Droplet {
     /// The droplet's folder, `<farm dir>/<name>`.
     pub dir: PathBuf,
     marker: String,
+    /// The Mastodon stubs its sessions find first on PATH, if any.
+    stub_dir: Option<PathBuf>,
     sshd: Option<SshdProcess>,
 }
 
@@ -96,6 +98,7 @@ impl Droplet {
         name: &str,
         authorized_key: &str,
         farm_id: &str,
+        stub_dir: Option<&Path>,
         taken: &Mutex<HashSet<Ipv4Addr>>,
     ) -> Result<Droplet, TestbedError> {
         let dir = farm_dir.join(name);
@@ -117,6 +120,7 @@ impl Droplet {
             root: dir.join("root"),
             host_key_public: String::new(),
             marker: format!("{farm_id}/{name}"),
+            stub_dir: stub_dir.map(Path::to_path_buf),
             dir,
             sshd: None,
         };
@@ -169,7 +173,12 @@ impl Droplet {
 
     /// Writes the config for the current address and starts sshd.
     fn launch(&mut self) -> Result<(), LaunchError> {
-        let config = sshd_config::render(
+        let extra_env = self
+            .stub_dir
+            .as_deref()
+            .map(|stubs| sshd_config::stub_env(stubs, self.address))
+            .unwrap_or_default();
+        let config = sshd_config::render_with_env(
             self.address,
             SshdPaths {
                 host_key: &self.host_key_path(),
@@ -177,6 +186,7 @@ impl Droplet {
                 root: &self.root,
             },
             &self.marker,
+            &extra_env,
         );
         write_private(&self.config_path(), &config)?;
         let process = sshd::launch(&LaunchSpec {

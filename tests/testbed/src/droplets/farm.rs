@@ -18,10 +18,20 @@ use super::sshd;
 /// processes at the same instant.
 const START_THREADS: usize = 16;
 
+/// Optional settings of a farm; `FarmOptions::default()` is what [`DropletFarm::start`] uses.
+#[derive(Debug, Clone, Default)]
+pub struct FarmOptions {
+    /// A folder of Mastodon stubs (see `standin::stub_dir`). When set, every droplet's
+    /// sessions get `PATH=<stub_dir>:/usr/local/bin:/usr/bin:/bin` and
+    /// `VMCTL_TESTBED_ADDRESS` / `VMCTL_PROBE_HOST` set to the droplet's address.
+    pub stub_dir: Option<PathBuf>,
+}
+
 /// Every droplet of one farm. Dropping it kills every process it started.
 #[derive(Debug)]
 pub struct DropletFarm {
     dir: PathBuf,
+    options: FarmOptions,
     authorized_key: String,
     /// Makes this farm's environment markers unique among farms on the machine.
     farm_id: String,
@@ -38,6 +48,19 @@ impl DropletFarm {
         dir: &Path,
         names: &[String],
         authorized_key: &str,
+    ) -> Result<DropletFarm, TestbedError> {
+        DropletFarm::start_with(dir, names, authorized_key, FarmOptions::default())
+    }
+
+    /// [`DropletFarm::start`] with options (e.g. the stub folder put on sessions' PATH).
+    ///
+    /// # Errors
+    /// The first droplet that failed to start; the others are then torn down.
+    pub fn start_with(
+        dir: &Path,
+        names: &[String],
+        authorized_key: &str,
+        options: FarmOptions,
     ) -> Result<DropletFarm, TestbedError> {
         let line_count = authorized_key
             .lines()
@@ -61,6 +84,7 @@ impl DropletFarm {
         })?;
         let mut farm = DropletFarm {
             dir,
+            options,
             authorized_key: authorized_key.trim().to_owned(),
             farm_id: format!(
                 "{:x}-{:08x}",
@@ -93,6 +117,7 @@ impl DropletFarm {
                             name,
                             &self.authorized_key,
                             &self.farm_id,
+                            self.options.stub_dir.as_deref(),
                             &taken,
                         );
                         *slots[index].lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
@@ -157,6 +182,7 @@ impl DropletFarm {
             name,
             &self.authorized_key,
             &self.farm_id,
+            self.options.stub_dir.as_deref(),
             &Mutex::new(self.addresses()),
         )?;
         self.droplets.push(droplet);

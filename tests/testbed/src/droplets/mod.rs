@@ -43,6 +43,6 @@ pub mod sshd_config;
 
 pub use droplet::Droplet;
 pub use error::TestbedError;
-pub use farm::{validate_name, DropletFarm};
+pub use farm::{validate_name, DropletFarm, FarmOptions};
 pub use keys::{generate_client_key, read_public_key};
 pub use manifest::{Manifest, ManifestDroplet};
