@@ -14,6 +14,7 @@ pub mod meta;
 pub mod node;
 pub mod pool;
 pub mod provision;
+pub mod release;
 pub mod release_ops;
 pub mod resource;
 pub mod rollout;

@@ -9,6 +9,7 @@ use tokio::{
     sync::{mpsc, watch},
     task::JoinHandle,
 };
+use vmctl_protocol::rollout::RolloutSpec;
 use vmctl_protocol::{
     cluster::ClusterSpec, node::NodeSpec, pool::PoolSpec, provision::ProvisionSpec,
     snapshot::SnapshotSpec, Resource,
@@ -33,6 +34,7 @@ pub fn spawn(
         tokio::spawn(watch_specs::<NodeSpec>(ctx.clone(), stop.clone())),
         tokio::spawn(watch_specs::<ProvisionSpec>(ctx.clone(), stop.clone())),
         tokio::spawn(watch_specs::<SnapshotSpec>(ctx.clone(), stop.clone())),
+        tokio::spawn(watch_specs::<RolloutSpec>(ctx.clone(), stop.clone())),
         tokio::spawn(forward_fleet_events(
             ctx.clone(),
             fleet_events,

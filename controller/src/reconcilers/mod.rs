@@ -10,6 +10,7 @@ pub mod snapshot;
 
 use std::sync::Arc;
 
+use vmctl_protocol::rollout::RolloutSpec;
 use vmctl_protocol::{
     cluster::ClusterSpec, node::NodeSpec, pool::PoolSpec, provision::ProvisionSpec,
     snapshot::SnapshotSpec, Resource,
@@ -53,6 +54,7 @@ pub async fn reconcile(
         k if k == PoolSpec::KIND => pool::reconcile(&ctx, &key.name).await,
         k if k == ProvisionSpec::KIND => provision::reconcile(&ctx, &key.name).await,
         k if k == SnapshotSpec::KIND => snapshot::reconcile(&ctx, &key.name).await,
+        k if k == RolloutSpec::KIND => rollout::reconcile(&ctx, &key.name).await,
         other => Err(anyhow::anyhow!("no reconciler for kind {other:?}").into()),
     }
 }
@@ -75,6 +77,11 @@ pub fn all_keys(store: &Store) -> Result<Vec<ObjectKey>, vmctl_state::StoreError
     for p in store.list::<ProvisionSpec>()? {
         if !p.status.step.is_terminal() {
             keys.push(ObjectKey::new(ProvisionSpec::KIND, &p.metadata.name));
+        }
+    }
+    for r in store.list::<RolloutSpec>()? {
+        if !r.status.phase.is_terminal() {
+            keys.push(ObjectKey::new(RolloutSpec::KIND, &r.metadata.name));
         }
     }
     for s in store.list::<SnapshotSpec>()? {

@@ -222,6 +222,7 @@ pub async fn reconcile(
             })
             .collect(),
         lb_members: lb_members.as_ref(),
+        draining: rollout_draining(ctx, &all_nodes)?,
         fleet_total,
         fleet_unhealthy,
         replacements_last_hour,
@@ -452,6 +453,35 @@ pub async fn reconcile(
         (None, false) => DROPLET_LIST_TTL,
     };
     Ok(Action::Requeue(next))
+}
+
+/// Droplets of nodes a rollout has drained and not yet put back.
+fn rollout_draining(
+    ctx: &Ctx,
+    nodes: &[Stored<NodeSpec>],
+) -> Result<BTreeSet<u64>, ReconcileError> {
+    use vmctl_protocol::rollout::{NodeStep, RolloutSpec};
+    let mut out = BTreeSet::new();
+    for r in ctx.store.list::<RolloutSpec>().map_err(store_err)? {
+        if r.status.phase.is_terminal() {
+            continue;
+        }
+        for p in r
+            .status
+            .batch
+            .iter()
+            .filter(|p| p.step != NodeStep::Drain && p.step != NodeStep::Done)
+        {
+            if let Some(id) = nodes
+                .iter()
+                .find(|n| n.metadata.name == p.node)
+                .and_then(|n| n.spec.droplet_id)
+            {
+                out.insert(id);
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn droplet_status(s: &crate::cloud::DropletStatus) -> String {

@@ -70,6 +70,8 @@ pub struct PoolObserved<'a> {
     pub provisions: Vec<ProvisionObs<'a>>,
     /// Current balancer members, when the pool has a balancer.
     pub lb_members: Option<&'a BTreeSet<u64>>,
+    /// Droplets a rollout has taken out of the balancer; the rollout puts them back.
+    pub draining: BTreeSet<u64>,
     /// Nodes in the whole fleet, and how many of them are unreachable.
     pub fleet_total: u32,
     /// Unreachable nodes fleet-wide.
@@ -399,7 +401,8 @@ pub fn plan(o: &PoolObserved<'_>) -> PoolPlan {
             .filter(|n| n.status.reachable)
             .filter_map(|n| n.spec.droplet_id)
             .filter(|id| {
-                !members.contains(id)
+                !o.draining.contains(id)
+                    && !members.contains(id)
                     && !provisioning_ids.contains(id)
                     && !scaling_down.contains(id)
                     && !replaced_ids.contains(id)

@@ -131,6 +131,7 @@ fn observe<'a>(
             })
             .collect(),
         lb_members: lb,
+        draining: Default::default(),
         fleet_total: w.specs.len() as u32,
         fleet_unhealthy: unhealthy,
         replacements_last_hour: 0,
@@ -429,4 +430,19 @@ fn after_a_fleet_incident_clears_stragglers_get_a_fresh_grace() {
     );
     o.now = at(1051);
     assert_eq!(replacements(&plan(&o)), vec!["c-web-1"]);
+}
+
+#[test]
+fn a_node_a_rollout_drained_is_left_out_of_the_balancer() {
+    let w = world(&[(1, true, 0), (2, true, 0)]);
+    let n = names(2);
+    let (t, h) = (template(2, true), HealingPolicy::default());
+    let ds: Vec<_> = (1..=2).map(|i| droplet(i, "active")).collect();
+    let members = std::collections::BTreeSet::from([2u64]);
+    let mut o = observe(&w, &n, &t, &h, &ds, Some(&members), 10);
+    o.draining.insert(1);
+    assert!(!plan(&o)
+        .actions
+        .iter()
+        .any(|a| matches!(a, PoolAction::LbAdd(_))));
 }
