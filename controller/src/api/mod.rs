@@ -4,6 +4,7 @@
 
 mod auth;
 mod error;
+mod rollouts;
 mod routes;
 mod serve;
 pub mod views;
@@ -24,11 +25,16 @@ pub type ForgetHook = Arc<dyn Fn(&str) + Send + Sync>;
 /// Called only for a pool that exists.
 pub type SnapshotHook = Arc<dyn Fn(&str) -> Result<String, String> + Send + Sync>;
 
+/// Wakes a key in the controller's work queue.
+pub type WakeHook = Arc<dyn Fn(crate::queue::ObjectKey) + Send + Sync>;
+
 /// What the handlers share.
 #[derive(Clone)]
 pub struct ApiState {
     /// The store.
     pub store: Store,
+    /// Wakes a key in the work queue (after an operator command).
+    pub on_wake: WakeHook,
     /// Runs after `forget-hostkey` succeeds.
     pub on_forget_hostkey: ForgetHook,
     /// Runs for `snapshot create`.

@@ -38,6 +38,16 @@ pub(super) fn router(state: ApiState) -> Router {
         .route("/v1/pools", get(list::<PoolSpec>))
         .route("/v1/pools/{name}", get(one::<PoolSpec>))
         .route("/v1/pools/{name}/snapshot", post(request_snapshot))
+        .route(
+            "/v1/rollouts",
+            get(list::<vmctl_protocol::rollout::RolloutSpec>),
+        )
+        .route("/v1/rollouts/current", get(super::rollouts::current))
+        .route(
+            "/v1/rollouts/{name}",
+            get(one::<vmctl_protocol::rollout::RolloutSpec>),
+        )
+        .route("/v1/rollouts/{name}/{verb}", post(super::rollouts::command))
         .route("/v1/provisions", get(list::<ProvisionSpec>))
         .route("/v1/provisions/{name}", get(one::<ProvisionSpec>))
         .route("/v1/snapshots", get(list::<SnapshotSpec>))
@@ -205,6 +215,7 @@ mod tests {
         let store = Store::open(dir).unwrap();
         let state = ApiState {
             store: store.clone(),
+            on_wake: Arc::new(|_| {}),
             on_forget_hostkey: Arc::new(|_: &str| {}),
             on_snapshot_request: Arc::new(|pool: &str| match pool {
                 "web" => Ok("web-snap-1".to_owned()),

@@ -76,8 +76,10 @@ pub async fn start(settings: &Settings, data: &Path) -> anyhow::Result<Controlle
 
     let socket = settings.socket_path(data);
     let forget_ctx = ctx.clone();
+    let wake_queue = queue.clone();
     let api_state = ApiState {
         store: store.clone(),
+        on_wake: Arc::new(move |key| wake_queue.enqueue(key, "operator command")),
         on_forget_hostkey: Arc::new(move |node: &str| {
             if let Some(f) = forget_ctx.fleet.current() {
                 f.reconnect(node);

@@ -125,7 +125,7 @@ fn major_approved(target: &Version, policy: &ReleasePolicy) -> bool {
             .approved
             .iter()
             .filter_map(|t| parse_tag(t))
-            .any(|v| v.major == target.major && v <= *target)
+            .any(|v| v.major == target.major)
 }
 
 /// The chosen step, before timing.
