@@ -4,13 +4,24 @@
 //! another protocol version is told so before its op is judged, and the id is echoed whenever
 //! one could be read.
 
-use vmctl_protocol::agent::{
-    AgentError, ErrorCode, Op, Outcome, Request, Response, PROTOCOL_VERSION,
-};
+use vmctl_protocol::agent::{AgentError, ErrorCode, Outcome, Request, Response, PROTOCOL_VERSION};
 
-/// The ops this agent serves. `Agent::run` matches [`Op`] exhaustively, so a new variant fails
-/// to compile there until it is served; list it here at the same time.
-pub const KNOWN_OPS: [Op; 3] = [Op::Hello, Op::Ping, Op::Facts];
+/// The wire names of the ops this agent serves. `Agent::run` matches
+/// [`Op`](vmctl_protocol::agent::Op) exhaustively, so a
+/// new variant fails to compile there until it is served; list it here at the same time (a test
+/// checks the two agree).
+pub const KNOWN_OPS: [&str; 10] = [
+    "hello",
+    "ping",
+    "facts",
+    "prepare_release",
+    "migrate",
+    "cache_clear",
+    "switch",
+    "service",
+    "probe",
+    "prune_releases",
+];
 
 /// Longest op name echoed back in an `unknown_op` message.
 const MAX_ECHOED_OP_CHARS: usize = 64;
@@ -84,14 +95,13 @@ pub fn decode(line: &[u8]) -> Result<Request, Rejected> {
         Some(_) => return Err(bad(Some(id), "op must be a string".into())),
         None => return Err(bad(Some(id), "frame has no op".into())),
     };
-    let Some(known) = KNOWN_OPS.iter().find(|known| known.name() == op) else {
+    let Some(name) = KNOWN_OPS.iter().find(|known| **known == op) else {
         return Err(Rejected::new(
             Some(id),
             ErrorCode::UnknownOp,
             format!("unknown op {:?}", shorten(op, MAX_ECHOED_OP_CHARS)),
         ));
     };
-    let name = known.name();
     serde_json::from_value(value).map_err(|e| bad(Some(id), format!("invalid {name} request: {e}")))
 }
 
@@ -106,20 +116,94 @@ fn shorten(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vmctl_protocol::agent::Op;
 
     fn code_and_id(line: &str) -> (Option<u64>, ErrorCode) {
         let r = decode(line.as_bytes()).unwrap_err();
         (r.id, r.error.code)
     }
 
+    /// One example of every [`Op`]; the match makes a new variant fail to compile here until
+    /// it has an example (and so a check against [`KNOWN_OPS`]).
+    fn examples() -> Vec<Op> {
+        use vmctl_protocol::release_ops as r;
+        let ops = vec![
+            Op::Hello,
+            Op::Ping,
+            Op::Facts,
+            Op::PrepareRelease(r::PrepareRelease {
+                tag: "v1.2.3".into(),
+                repo_url: "/srv/up".into(),
+                expected_commit: "a".repeat(40),
+                assets: true,
+            }),
+            Op::Migrate(r::Migrate {
+                tag: "v1.2.3".into(),
+                phase: r::MigratePhase::PreDeploy,
+            }),
+            Op::CacheClear(r::CacheClear {
+                tag: "v1.2.3".into(),
+            }),
+            Op::Switch(r::Switch {
+                tag: "v1.2.3".into(),
+            }),
+            Op::Service(r::Service {
+                name: "mastodon-sidekiq".into(),
+                action: r::ServiceAction::Quiet,
+                queues: vec!["default".into()],
+            }),
+            Op::Probe(r::Probe {
+                check: r::ProbeCheck::Web,
+            }),
+            Op::PruneReleases(r::PruneReleases {
+                keep: 3,
+                protect: vec![],
+            }),
+        ];
+        for op in &ops {
+            match op {
+                Op::Hello
+                | Op::Ping
+                | Op::Facts
+                | Op::PrepareRelease(_)
+                | Op::Migrate(_)
+                | Op::CacheClear(_)
+                | Op::Switch(_)
+                | Op::Service(_)
+                | Op::Probe(_)
+                | Op::PruneReleases(_) => {}
+            }
+        }
+        ops
+    }
+
     #[test]
     fn every_known_op_decodes() {
-        for op in KNOWN_OPS {
-            let req = decode(format!(r#"{{"id":5,"op":"{}"}}"#, op.name()).as_bytes()).unwrap();
-            assert_eq!(req, Request { id: 5, v: None, op });
+        let ops = examples();
+        assert_eq!(ops.len(), KNOWN_OPS.len());
+        for op in ops {
+            assert!(KNOWN_OPS.contains(&op.name()), "{}", op.name());
+            let frame = serde_json::to_vec(&Request {
+                id: 5,
+                v: None,
+                op: op.clone(),
+            })
+            .unwrap();
+            assert_eq!(decode(&frame).unwrap(), Request { id: 5, v: None, op });
         }
         let req = decode(br#"{"id":6,"v":1,"op":"ping"}"#).unwrap();
         assert_eq!(req.v, Some(1));
+    }
+
+    #[test]
+    fn a_known_op_with_bad_fields_is_a_bad_frame_naming_the_op() {
+        let r = decode(br#"{"id":7,"op":"switch"}"#).unwrap_err();
+        assert_eq!((r.id, r.error.code), (Some(7), ErrorCode::BadFrame));
+        assert!(
+            r.error.message.starts_with("invalid switch request"),
+            "{}",
+            r.error.message
+        );
     }
 
     #[test]

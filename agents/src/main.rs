@@ -1,11 +1,12 @@
 //! The `vmctl-agent` binary: parses the command line and hands off to the library. The only
-//! place that reads the environment (`VMCTL_ROOT`) or decides the exit code.
+//! place that reads the environment (`VMCTL_ROOT`, `VMCTL_STEP_TIMEOUT_S`, `VMCTL_PROBE_HOST`) or
+//! decides the exit code. Spawned programs inherit the environment (PATH) as it is.
 
 use std::io::Write;
 use std::process::ExitCode;
 use vmctl_agent::cli::{self, Command, USAGE};
 use vmctl_agent::ops::hello;
-use vmctl_agent::{display_chain, self_install, serve, services, Agent, Root};
+use vmctl_agent::{display_chain, self_install, serve, services, Agent, Root, Settings};
 
 fn main() -> ExitCode {
     let command = match cli::parse(std::env::args_os().skip(1), std::env::var_os("VMCTL_ROOT")) {
@@ -42,9 +43,18 @@ fn version() -> Result<(), String> {
 }
 
 fn run_serve(root: &std::path::Path, selection: services::Selection) -> Result<(), String> {
+    let settings = Settings::from_env_values(
+        std::env::var_os("VMCTL_STEP_TIMEOUT_S"),
+        std::env::var_os("VMCTL_PROBE_HOST"),
+    )
+    .map_err(|errs| {
+        errs.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
     let root = Root::new(root).map_err(|e| format!("resolve root {}: {e}", root.display()))?;
     let backend = services::backend(selection, &root);
-    let agent = Agent::new(root, backend);
-    serve::serve(std::io::stdin().lock(), std::io::stdout().lock(), &agent)
-        .map_err(|e| display_chain(&e))
+    let agent = Agent::with_settings(root, backend, settings);
+    serve::serve(std::io::stdin().lock(), std::io::stdout(), &agent).map_err(|e| display_chain(&e))
 }

@@ -312,7 +312,10 @@ mod tests {
         let err = run(
             &Cmd::new(
                 "sh",
-                ["-c", "for i in $(seq 1 30); do echo line$i >&2; done; exit 3"],
+                [
+                    "-c",
+                    "for i in $(seq 1 30); do echo line$i >&2; done; exit 3",
+                ],
             ),
             Duration::from_secs(10),
         )
@@ -350,8 +353,11 @@ mod tests {
 
     #[test]
     fn a_missing_program_is_a_spawn_error() {
-        let err = run(&Cmd::new("/nonexistent/bundle", ["install"]), Duration::from_secs(1))
-            .unwrap_err();
+        let err = run(
+            &Cmd::new("/nonexistent/bundle", ["install"]),
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
         assert!(matches!(err, RunError::Spawn { .. }), "{err}");
         assert!(err.to_string().contains("/nonexistent/bundle install"));
     }

@@ -37,18 +37,66 @@ pub enum ServeError {
 ///
 /// # Errors
 /// Only when the streams themselves fail; see [`ServeError`].
-pub fn serve(input: impl BufRead, mut output: impl Write, agent: &Agent) -> Result<(), ServeError> {
+pub fn serve(
+    input: impl BufRead,
+    output: impl Write + Send,
+    agent: &Agent,
+) -> Result<(), ServeError> {
     let mut frames = FrameReader::new(input, MAX_FRAME_BYTES);
-    loop {
-        let reply = match frames.next_frame().map_err(ServeError::Read)? {
-            Frame::Eof => return Ok(()),
-            Frame::Line(l) | Frame::Truncated(l) if l.trim_ascii().is_empty() => continue,
-            Frame::Line(l) => agent.handle_frame(&l),
-            Frame::Truncated(_) => truncated_frame(),
-            Frame::TooLarge => frame_too_large(),
-        };
-        write_reply(&mut output, &reply)?;
-    }
+    let output = std::sync::Mutex::new(output);
+    let send = |reply: &Response| {
+        let mut out = output
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        write_reply(&mut *out, reply)
+    };
+    // Long operations (a prepare can take minutes) run on their own thread so `facts` and
+    // `ping` keep answering within their deadlines; a silent agent would look like a dead
+    // droplet to the controller. Replies carry their id, so order does not matter.
+    std::thread::scope(|scope| {
+        let mut failed: Option<ServeError> = None;
+        loop {
+            let frame = match frames.next_frame() {
+                Ok(f) => f,
+                Err(e) => return Err(ServeError::Read(e)),
+            };
+            let reply = match frame {
+                Frame::Eof => break,
+                Frame::Line(l) | Frame::Truncated(l) if l.trim_ascii().is_empty() => continue,
+                Frame::Line(l) if is_slow(&l) => {
+                    let send = &send;
+                    scope.spawn(move || {
+                        let reply = agent.handle_frame(&l);
+                        let _ = send(&reply);
+                    });
+                    continue;
+                }
+                Frame::Line(l) => agent.handle_frame(&l),
+                Frame::Truncated(_) => truncated_frame(),
+                Frame::TooLarge => frame_too_large(),
+            };
+            if let Err(e) = send(&reply) {
+                failed = Some(e);
+                break;
+            }
+        }
+        failed.map_or(Ok(()), Err)
+    })
+}
+
+/// Operations that may run for minutes.
+fn is_slow(frame: &[u8]) -> bool {
+    const SLOW: [&str; 5] = [
+        "prepare_release",
+        "migrate",
+        "cache_clear",
+        "service",
+        "prune_releases",
+    ];
+    serde_json::from_slice::<serde_json::Value>(frame)
+        .ok()
+        .and_then(|v| v.get("op").and_then(|o| o.as_str().map(str::to_owned)))
+        .is_some_and(|op| SLOW.contains(&op.as_str()))
 }
 
 fn write_reply(output: &mut impl Write, reply: &Response) -> Result<(), ServeError> {

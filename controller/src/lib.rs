@@ -17,3 +17,4 @@ pub mod fleet;
 pub mod queue;
 pub mod reconcilers;
 pub mod retry;
+pub mod upstream;

@@ -7,15 +7,21 @@
 use super::facts_parse::{
     parse_loadavg, parse_meminfo, parse_os_release_pretty_name, parse_uptime,
 };
+use super::release::git;
 use crate::root::Root;
 use crate::services::{ServiceBackend, MASTODON_SERVICES};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use vmctl_protocol::agent::{Capacity, Facts, MastodonInstall, ServiceState};
 
 /// Largest file `facts` will read. The files it reads are a few KiB; the bound stops a stray
 /// huge or endless file (a FIFO, `/dev/zero` via a symlink) from stalling or bloating the agent.
 const MAX_FACT_FILE_BYTES: u64 = 256 * 1024;
+
+/// Deadline for each git call about the live tree. Both answer in milliseconds on a healthy
+/// disk; the bound keeps a stuck filesystem from holding up the facts reply.
+const GIT_FACTS_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Why `facts` failed.
 #[derive(Debug, thiserror::Error)]
@@ -139,7 +145,9 @@ fn mastodon(root: &Root) -> Result<MastodonInstall, FactsError> {
                     path: dir.clone(),
                     source,
                 })?;
-                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                // Dot-names are releases being built or removed, not releases.
+                let hidden = entry.file_name().as_encoded_bytes().starts_with(b".");
+                if !hidden && entry.file_type().is_ok_and(|t| t.is_dir()) {
                     releases.push(entry.file_name().to_string_lossy().into_owned());
                 }
             }
@@ -148,12 +156,31 @@ fn mastodon(root: &Root) -> Result<MastodonInstall, FactsError> {
         Err(source) => return Err(FactsError::ListReleases { path: dir, source }),
     }
     releases.sort();
+    let (live_commit, live_clean) = match live_release {
+        Some(_) => purity(&live),
+        None => (None, None),
+    };
     Ok(MastodonInstall {
         live_release,
         releases,
-        live_commit: None,
-        live_clean: None,
+        live_commit,
+        live_clean,
     })
+}
+
+/// HEAD of the live tree and whether it has no local changes. Each is `None` when git cannot
+/// tell (no repository, git missing, a timeout): unknown purity is reported, never fatal.
+fn purity(live: &Path) -> (Option<String>, Option<bool>) {
+    if !live.join(".git").exists() {
+        return (None, None);
+    }
+    let commit = git::head(live, GIT_FACTS_DEADLINE)
+        .ok()
+        .filter(|c| !c.is_empty());
+    let clean = git::status_porcelain(live, git::Untracked::Count, GIT_FACTS_DEADLINE)
+        .ok()
+        .map(|s| s.trim().is_empty());
+    (commit, clean)
 }
 
 /// Reads and parses a kernel file that must exist.
@@ -241,6 +268,55 @@ mod tests {
         assert_eq!(facts.os_release.as_deref(), Some("Testbed 1"));
         assert_eq!(facts.mastodon.live_release.as_deref(), Some("v4.3.0"));
         assert_eq!(facts.mastodon.releases, vec!["v4.2.9", "v4.3.0", "v4.3.1"]);
+    }
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.email=t@example.org", "-c", "user.name=t"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    #[test]
+    fn the_live_tree_reports_its_commit_and_whether_it_is_clean() {
+        let (_dir, root) = droplet();
+        let rel = root.join("home/mastodon/releases/v1.0.0");
+        fs::create_dir_all(&rel).unwrap();
+        fs::write(rel.join("README"), "upstream\n").unwrap();
+        git(&rel, &["init", "-q"]);
+        git(&rel, &["add", "README"]);
+        git(&rel, &["commit", "-q", "-m", "v1.0.0"]);
+        let head = git(&rel, &["rev-parse", "HEAD"]);
+        std::os::unix::fs::symlink("releases/v1.0.0", root.join("home/mastodon/live")).unwrap();
+
+        let m = collect(&root, &ProcessBackend::new(&root))
+            .unwrap()
+            .mastodon;
+        assert_eq!(m.live_commit.as_deref(), Some(head.as_str()));
+        assert_eq!(m.live_clean, Some(true));
+
+        fs::write(rel.join("README"), "patched locally\n").unwrap();
+        let m = collect(&root, &ProcessBackend::new(&root))
+            .unwrap()
+            .mastodon;
+        assert_eq!(m.live_clean, Some(false));
+    }
+
+    #[test]
+    fn a_live_tree_without_git_has_unknown_purity() {
+        let (_dir, root) = droplet();
+        fs::create_dir_all(root.join("home/mastodon/releases/v1.0.0")).unwrap();
+        fs::create_dir_all(root.join("home/mastodon/releases/.v1.1.0.preparing")).unwrap();
+        std::os::unix::fs::symlink("releases/v1.0.0", root.join("home/mastodon/live")).unwrap();
+        let m = collect(&root, &ProcessBackend::new(&root))
+            .unwrap()
+            .mastodon;
+        assert_eq!((m.live_commit, m.live_clean), (None, None));
+        assert_eq!(m.releases, vec!["v1.0.0"]);
     }
 
     #[test]

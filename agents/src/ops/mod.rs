@@ -4,28 +4,46 @@
 pub mod facts;
 pub mod facts_parse;
 pub mod hello;
+pub mod probe;
+pub mod release;
 
 use crate::decode::{decode, Rejected};
 use crate::root::Root;
 use crate::services::ServiceBackend;
+use crate::settings::Settings;
 use hello::BinaryHash;
+use release::{check_tag, migrate, prepare, prune, switch, Layout};
 use serde::Serialize;
 use vmctl_protocol::agent::{AgentError, ErrorCode, Op, Outcome, Pong, Response};
 
-/// Everything an op needs: the droplet's root, its services backend and the cached binary hash.
+/// Everything an op needs: the droplet's root, its services backend, the settings and the cached
+/// binary hash.
 #[derive(Debug)]
 pub struct Agent {
     root: Root,
+    layout: Layout,
     services: Box<dyn ServiceBackend>,
+    settings: Settings,
     hash: BinaryHash,
 }
 
 impl Agent {
-    /// An agent serving the droplet at `root`.
+    /// An agent serving the droplet at `root` with default [`Settings`].
     pub fn new(root: Root, services: Box<dyn ServiceBackend>) -> Self {
+        Agent::with_settings(root, services, Settings::default())
+    }
+
+    /// An agent serving the droplet at `root` with `settings`.
+    pub fn with_settings(
+        root: Root,
+        services: Box<dyn ServiceBackend>,
+        settings: Settings,
+    ) -> Self {
         Agent {
+            layout: Layout::new(&root),
             root,
             services,
+            settings,
             hash: BinaryHash::default(),
         }
     }
@@ -56,17 +74,52 @@ impl Agent {
             Op::Facts => facts::collect(&self.root, self.services.as_ref())
                 .map_err(|e| op_failed(op, &e))
                 .and_then(to_json),
-            // Release operations are declared in the protocol ahead of their implementation;
-            // until then the agent refuses them with a clear error rather than guessing.
-            other => Err(vmctl_protocol::agent::AgentError {
-                code: vmctl_protocol::agent::ErrorCode::OpFailed,
-                message: format!("{}: not supported by this agent build", other.name()),
-            }),
+            Op::PrepareRelease(req) => check_tag(&req.tag)
+                .map_err(|e| op_failed(op, &e))
+                .and_then(|_| {
+                    prepare::prepare(&self.layout, req, self.settings.step_timeout)
+                        .map_err(|e| op_failed(op, &e))
+                })
+                .and_then(to_json),
+            Op::Migrate(req) => self.once(op, &req.tag, migrate::kind_of(req.phase)),
+            Op::CacheClear(req) => self.once(op, &req.tag, release::markers::OnceKind::CacheClear),
+            Op::Switch(req) => check_tag(&req.tag)
+                .map_err(|e| op_failed(op, &e))
+                .and_then(|tag| switch::switch(&self.layout, tag).map_err(|e| op_failed(op, &e)))
+                .and_then(to_json),
+            Op::Service(req) => self
+                .services
+                .act(&req.name, req.action, &req.queues)
+                .map_err(|e| op_failed(op, &e))
+                .and_then(|()| to_json(Pong {})),
+            Op::Probe(req) => to_json(probe::probe(
+                req.check,
+                &self.settings.probe_host,
+                &self.root,
+                self.services.as_ref(),
+            )),
+            Op::PruneReleases(req) => prune::prune(&self.layout, req)
+                .map_err(|e| op_failed(op, &e))
+                .and_then(to_json),
         };
         match result {
             Ok(v) => Outcome::Ok(v),
             Err(e) => Outcome::Err(e),
         }
+    }
+}
+
+impl Agent {
+    fn once(
+        &self,
+        op: &Op,
+        tag: &str,
+        kind: release::markers::OnceKind,
+    ) -> Result<serde_json::Value, AgentError> {
+        let tag = check_tag(tag).map_err(|e| op_failed(op, &e))?;
+        migrate::once(&self.layout, tag, kind, self.settings.step_timeout)
+            .map_err(|e| op_failed(op, &e))
+            .and_then(to_json)
     }
 }
 

@@ -113,7 +113,10 @@ pub fn http_get(host: &str, port: u16, path: &str, timeout: Duration) -> io::Res
             break;
         }
         if head.len() > MAX_HEAD_BYTES {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "response head too large"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "response head too large",
+            ));
         }
         stream.set_read_timeout(Some(remaining(deadline)?))?;
         let n = stream.read(&mut chunk)?;
@@ -171,7 +174,10 @@ pub fn sidekiq_verdict(state: ActiveState, heartbeat_age: Option<Duration>) -> P
         (ActiveState::Active, None) => (true, "mastodon-sidekiq is active".to_string()),
         (ActiveState::Active, Some(age)) if age <= HEARTBEAT_MAX_AGE => (
             true,
-            format!("mastodon-sidekiq is active; heartbeat {}s old", age.as_secs()),
+            format!(
+                "mastodon-sidekiq is active; heartbeat {}s old",
+                age.as_secs()
+            ),
         ),
         (ActiveState::Active, Some(age)) => (
             false,
@@ -181,7 +187,10 @@ pub fn sidekiq_verdict(state: ActiveState, heartbeat_age: Option<Duration>) -> P
                 HEARTBEAT_MAX_AGE.as_secs()
             ),
         ),
-        (other, _) => (false, format!("mastodon-sidekiq is {other:?}").to_lowercase()),
+        (other, _) => (
+            false,
+            format!("mastodon-sidekiq is {other:?}").to_lowercase(),
+        ),
     };
     ProbeReport {
         healthy,
@@ -234,13 +243,21 @@ mod tests {
             }
         );
         let req = h.join().unwrap();
-        assert!(req.starts_with("GET /health HTTP/1.1\r\nHost: 127.0.0.1:"), "{req}");
+        assert!(
+            req.starts_with("GET /health HTTP/1.1\r\nHost: 127.0.0.1:"),
+            "{req}"
+        );
     }
 
     #[test]
     fn a_500_is_unhealthy_with_its_status() {
         let (port, h) = one_shot("HTTP/1.1 500 Internal Server Error\r\n\r\n");
-        let r = http_probe("127.0.0.1", port, "/api/v1/streaming/health", Duration::from_secs(2));
+        let r = http_probe(
+            "127.0.0.1",
+            port,
+            "/api/v1/streaming/health",
+            Duration::from_secs(2),
+        );
         assert!(!r.healthy);
         assert_eq!(r.status, Some(500));
         assert_eq!(r.version, None);
@@ -250,7 +267,11 @@ mod tests {
     #[test]
     fn a_refused_connection_is_unhealthy_with_a_detail() {
         // Bind then drop: the port is very likely closed right after.
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let r = http_probe("127.0.0.1", port, "/health", Duration::from_secs(2));
         assert!(!r.healthy);
         assert_eq!(r.status, None);

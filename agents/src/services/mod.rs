@@ -1,23 +1,37 @@
-//! How the agent learns whether a Mastodon service is running: a small trait with one backend
-//! per file, and the rule that picks one.
+//! How the agent learns whether a Mastodon service is running and acts on it: a small trait with
+//! one backend per file, and the rule that picks one.
 //!
 //! A backend answers [`ActiveState::Unknown`] when it cannot tell (systemctl missing or hung,
 //! an unreadable pid file) rather than failing, so one broken service check never hides the rest
 //! of a droplet's facts.
 
+pub mod error;
 pub mod process;
+pub mod process_control;
 pub mod systemd;
+pub mod units;
 
 use crate::root::Root;
+pub use error::ServiceError;
 use vmctl_protocol::agent::ActiveState;
+use vmctl_protocol::release_ops::ServiceAction;
 
 /// The upstream unit names the agent reports on, in reply order.
 pub const MASTODON_SERVICES: [&str; 3] = ["mastodon-web", "mastodon-streaming", "mastodon-sidekiq"];
 
-/// Tells whether one service is running.
+/// Tells whether one service is running, and starts, stops, restarts or quiets it.
 pub trait ServiceBackend: Send + Sync + std::fmt::Debug {
     /// The state of the service named `name` (an upstream unit name such as `mastodon-web`).
     fn state(&self, name: &str) -> ActiveState;
+
+    /// Applies `action` to `name`, one of [`MASTODON_SERVICES`]. `queues` are Sidekiq's `-q`
+    /// queues where the backend decides them (the process backend); empty for other services.
+    /// Returns once the action has taken effect as far as the backend can tell.
+    ///
+    /// # Errors
+    /// An unknown service, bad queues, or the backend failing; see [`ServiceError`].
+    fn act(&self, name: &str, action: ServiceAction, queues: &[String])
+        -> Result<(), ServiceError>;
 }
 
 /// Which backend `--services` asked for.

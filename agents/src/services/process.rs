@@ -1,11 +1,14 @@
 //! The process backend, for the testbed: a service is running when the pid in
-//! `<root>/run/vmctl/services/<name>.pid` names a live, non-zombie process.
+//! `<root>/run/vmctl/services/<name>.pid` names a live, non-zombie process. Starting and
+//! stopping live in [`super::process_control`].
 
-use super::ServiceBackend;
+use super::process_control::{self, Paths};
+use super::{ServiceBackend, ServiceError};
 use crate::root::Root;
 use std::io;
 use std::path::{Path, PathBuf};
 use vmctl_protocol::agent::ActiveState;
+use vmctl_protocol::release_ops::ServiceAction;
 
 /// Where pid files live, relative to the root.
 pub const PID_DIR: &str = "run/vmctl/services";
@@ -15,14 +18,22 @@ pub const PID_DIR: &str = "run/vmctl/services";
 pub struct ProcessBackend {
     pid_dir: PathBuf,
     proc_dir: PathBuf,
+    paths: Paths,
 }
 
 impl ProcessBackend {
     /// The backend for droplet `root`. `/proc` is the host's: testbed droplets share its kernel.
     pub fn new(root: &Root) -> Self {
-        ProcessBackend {
+        let paths = Paths {
             pid_dir: root.join(PID_DIR),
+            log_dir: root.join("var/log"),
+            live: root.join("home/mastodon/live"),
             proc_dir: PathBuf::from("/proc"),
+        };
+        ProcessBackend {
+            pid_dir: paths.pid_dir.clone(),
+            proc_dir: paths.proc_dir.clone(),
+            paths,
         }
     }
 }
@@ -46,6 +57,23 @@ impl ServiceBackend for ProcessBackend {
             Ok(Some(state)) => state_from_proc(state),
             Ok(None) => ActiveState::Failed,
             Err(_) => ActiveState::Unknown,
+        }
+    }
+
+    fn act(
+        &self,
+        name: &str,
+        action: ServiceAction,
+        queues: &[String],
+    ) -> Result<(), ServiceError> {
+        match action {
+            ServiceAction::Start => process_control::start(&self.paths, name, queues),
+            ServiceAction::Stop => process_control::stop(&self.paths, name),
+            ServiceAction::Restart => {
+                process_control::stop(&self.paths, name)?;
+                process_control::start(&self.paths, name, queues)
+            }
+            ServiceAction::Quiet => process_control::quiet(&self.paths, name),
         }
     }
 }

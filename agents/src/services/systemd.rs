@@ -1,16 +1,23 @@
-//! The systemd backend: `systemctl is-active <unit>` with a fixed argv (no shell) and a deadline.
+//! The systemd backend: `systemctl is-active|start|stop|restart <unit>` and
+//! `systemctl kill -s TSTP <unit>`, each a fixed argv (no shell) with a deadline.
 
-use super::ServiceBackend;
+use super::{units, ServiceBackend, ServiceError};
+use crate::run::{run, Cmd};
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 use vmctl_protocol::agent::ActiveState;
+use vmctl_protocol::release_ops::ServiceAction;
 
 /// How long `systemctl is-active` may take. It answers in milliseconds; a stuck D-Bus is the only
 /// way to exceed this, and then the facts call should still come back well inside the
 /// controller's own per-call deadline.
 pub const IS_ACTIVE_DEADLINE: Duration = Duration::from_secs(5);
+
+/// How long `systemctl start|stop|restart` may take: it waits for the unit's own start or stop,
+/// which systemd bounds at 90 s by default (`DefaultTimeoutStartSec`), plus slack.
+pub const ACTION_DEADLINE: Duration = Duration::from_secs(120);
 
 /// Asks systemd through `systemctl`.
 #[derive(Debug, Clone)]
@@ -35,6 +42,37 @@ impl ServiceBackend for Systemd {
             None => ActiveState::Unknown,
         }
     }
+
+    /// Queues are the unit file's business on systemd droplets, so they are only checked.
+    fn act(
+        &self,
+        name: &str,
+        action: ServiceAction,
+        queues: &[String],
+    ) -> Result<(), ServiceError> {
+        let unit = units::check_name(name)?;
+        units::check_queues(name, queues)?;
+        let (verb, cmd) = action_command(&self.program, unit, action);
+        run(&cmd, ACTION_DEADLINE)
+            .map(|_| ())
+            .map_err(|source| ServiceError::Systemctl {
+                name: unit.to_string(),
+                action: verb,
+                source,
+            })
+    }
+}
+
+/// The systemctl verb and command for `action` on `unit`. Quiet is SIGTSTP to the unit's
+/// processes, which Sidekiq reads as "finish running jobs, take no new ones".
+pub fn action_command(program: &str, unit: &str, action: ServiceAction) -> (&'static str, Cmd) {
+    let (verb, args): (&'static str, Vec<&str>) = match action {
+        ServiceAction::Start => ("start", vec!["start", "--", unit]),
+        ServiceAction::Stop => ("stop", vec!["stop", "--", unit]),
+        ServiceAction::Restart => ("restart", vec!["restart", "--", unit]),
+        ServiceAction::Quiet => ("kill", vec!["kill", "-s", "TSTP", "--", unit]),
+    };
+    (verb, Cmd::new(program, args))
 }
 
 /// `systemctl is-active`'s first output line mapped to a state. Transitional states
@@ -100,6 +138,44 @@ mod tests {
         assert_eq!(parse_is_active("failed\n"), ActiveState::Failed);
         assert_eq!(parse_is_active("activating\n"), ActiveState::Unknown);
         assert_eq!(parse_is_active(""), ActiveState::Unknown);
+    }
+
+    #[test]
+    fn actions_map_to_systemctl_verbs() {
+        let shown = |a| {
+            action_command("systemctl", "mastodon-sidekiq", a)
+                .1
+                .display()
+        };
+        assert_eq!(
+            shown(ServiceAction::Start),
+            "systemctl start -- mastodon-sidekiq"
+        );
+        assert_eq!(
+            shown(ServiceAction::Restart),
+            "systemctl restart -- mastodon-sidekiq"
+        );
+        assert_eq!(
+            shown(ServiceAction::Stop),
+            "systemctl stop -- mastodon-sidekiq"
+        );
+        assert_eq!(
+            shown(ServiceAction::Quiet),
+            "systemctl kill -s TSTP -- mastodon-sidekiq"
+        );
+    }
+
+    #[test]
+    fn a_failing_systemctl_is_an_error_naming_the_unit() {
+        let b = Systemd {
+            program: "false".into(),
+            deadline: IS_ACTIVE_DEADLINE,
+        };
+        let err = b
+            .act("mastodon-web", ServiceAction::Restart, &[])
+            .unwrap_err();
+        assert_eq!(err.to_string(), "systemctl restart mastodon-web");
+        assert!(b.act("cron", ServiceAction::Start, &[]).is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod get;
 mod jobs;
 mod node;
 mod output;
+mod release;
 mod snapshot;
 mod status;
 
@@ -24,6 +25,7 @@ use clap::{Args, Parser, Subcommand};
 pub use error::CliError;
 pub use get::Kind;
 pub use output::OutputFormat;
+pub use release::{PlanArgs, ReleaseCommand};
 
 use crate::client::DEFAULT_SOCKET;
 
@@ -103,6 +105,9 @@ pub enum Command {
     /// Snapshot actions.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// Upstream releases: what the fleet moves to next, and why.
+    #[command(subcommand)]
+    Release(ReleaseCommand),
 }
 
 /// `vmctl node ...`.
@@ -187,6 +192,7 @@ pub async fn run(cli: &Cli, env_token: Option<&str>) -> Result<(), CliError> {
         Command::Snapshot(SnapshotCommand::Create { pool }) => {
             snapshot::create(&client, format, pool).await
         }
+        Command::Release(command) => release::run(&client, format, command).await,
     }
 }
 

@@ -53,8 +53,16 @@ fn time(t: Timestamp) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// A duration in the policy file's own syntax (`48h`, `90m`, `30s`), so a reason quotes the
+/// knob the way the operator wrote it.
 fn human(d: std::time::Duration) -> String {
-    humantime::format_duration(d).to_string()
+    let secs = d.as_secs();
+    match secs {
+        0 if d.subsec_millis() > 0 => format!("{}ms", d.as_millis()),
+        s if s > 0 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s > 0 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }
 
 /// The feed after rule 1.
@@ -218,15 +226,28 @@ pub fn decide(
     let filtered = filter(releases, policy);
     let mut notes = String::new();
     if !filtered.invalid.is_empty() {
-        let shown: Vec<String> = filtered.invalid.iter().take(3).map(|t| quote_tag(t)).collect();
+        let shown: Vec<String> = filtered
+            .invalid
+            .iter()
+            .take(3)
+            .map(|t| quote_tag(t))
+            .collect();
         let more = filtered.invalid.len().saturating_sub(shown.len());
         let _ = write!(
             notes,
             "; ignored {} feed entr{} whose tag is not a version: {}{}",
             filtered.invalid.len(),
-            if filtered.invalid.len() == 1 { "y" } else { "ies" },
+            if filtered.invalid.len() == 1 {
+                "y"
+            } else {
+                "ies"
+            },
             shown.join(", "),
-            if more > 0 { format!(" and {more} more") } else { String::new() }
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
         );
     }
     let none = |reason: String| ReleaseDecision {
@@ -338,12 +359,17 @@ fn normal_timing(
         Some(open) if open <= deadline => (
             open,
             deadline,
-            format!("{head}; it starts in a maintenance window at {}", time(open)),
+            format!(
+                "{head}; it starts in a maintenance window at {}",
+                time(open)
+            ),
         ),
         _ => (
             from,
             deadline,
-            format!("{head}; no maintenance window opens before the deadline, so it starts without one"),
+            format!(
+                "{head}; no maintenance window opens before the deadline, so it starts without one"
+            ),
         ),
     }
 }

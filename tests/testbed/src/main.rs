@@ -4,6 +4,12 @@
 //! `vmctl-testbed droplets ...` starts a droplet farm, writes its manifest, prints
 //! `ready <manifest>` and serves `DIR/control.sock` until SIGTERM, SIGINT or stdin closing
 //! (so the farm dies with a parent that dies), then tears the farm down and exits 0.
+//! `vmctl-testbed cloud ...` does the same for the DigitalOcean simulator (`--stubs` puts the
+//! Mastodon stubs on droplets' PATH, `--upstream DIR` serves an upstream repository and its
+//! GitHub API too), and `vmctl-testbed publish` adds a release to a running world.
+//!
+//! Run through a symlink named `bundle`, `yarn`, `rails`, `tootctl`, `rbenv`, `nodenv` or
+//! `node`, the binary is that stub instead (see `vmctl_testbed::standin`).
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -18,7 +24,7 @@ use signal_hook::iterator::Signals;
 use vmctl_testbed::cloud::{CloudConfig, Simulator};
 use vmctl_testbed::droplets::control;
 use vmctl_testbed::droplets::names::{numbered_names, parse_pools, pool_names};
-use vmctl_testbed::{DropletFarm, Manifest};
+use vmctl_testbed::{DropletFarm, FarmOptions, Manifest, Upstream};
 
 #[derive(Parser)]
 #[command(
@@ -36,6 +42,9 @@ enum Command {
     Droplets(DropletsArgs),
     /// Run the DigitalOcean API simulator (droplets it creates are real testbed droplets).
     Cloud(CloudArgs),
+    /// Add a release (a new tag with its GitHub metadata) to an upstream repository, e.g.
+    /// the one a running `cloud --upstream` world serves.
+    Publish(PublishArgs),
     /// Act on a droplet of a running `droplets` farm through its control socket, e.g. to
     /// watch vmctld notice a dead droplet in dev mode.
     Ctl(CtlArgs),
@@ -51,6 +60,25 @@ struct CtlArgs {
     op: CtlOp,
     /// The droplet's name, e.g. web-1.
     name: String,
+}
+
+#[derive(Args)]
+struct PublishArgs {
+    /// The upstream folder (`cloud --upstream DIR`), or a cloud folder whose world.json
+    /// names one.
+    #[arg(long)]
+    dir: PathBuf,
+    /// The tag, e.g. v4.4.2.
+    tag: String,
+    /// A security release: urgent in update-check, with a `### Security` section.
+    #[arg(long)]
+    security: bool,
+    /// Its web stand-in answers /health with 503.
+    #[arg(long)]
+    broken: bool,
+    /// Changelog text for the release notes.
+    #[arg(long, default_value = "### Fixed\n\n- Fix various bugs")]
+    notes: String,
 }
 
 #[derive(Args)]
@@ -89,6 +117,14 @@ struct CloudArgs {
     /// Create a load balancer with this name. Repeatable.
     #[arg(long = "load-balancer", value_name = "NAME")]
     load_balancers: Vec<String>,
+    /// Put the Mastodon stubs (links to this binary, in DIR/stubs) first on every droplet
+    /// session's PATH, with VMCTL_TESTBED_ADDRESS and VMCTL_PROBE_HOST set.
+    #[arg(long)]
+    stubs: bool,
+    /// Create (or reopen) the upstream repository in this folder, serve its GitHub API and
+    /// name both in world.json as `upstream`.
+    #[arg(long, value_name = "DIR")]
+    upstream: Option<PathBuf>,
     /// Keep running when stdin closes (for running by hand in the background).
     #[arg(long)]
     ignore_stdin: bool,
@@ -125,12 +161,20 @@ struct DropletsArgs {
     /// Where to write the manifest (JSON).
     #[arg(long)]
     manifest: PathBuf,
+    /// Put the Mastodon stubs (links to this binary, in DIR/stubs) first on every droplet
+    /// session's PATH, with VMCTL_TESTBED_ADDRESS and VMCTL_PROBE_HOST set.
+    #[arg(long)]
+    stubs: bool,
     /// Keep running when stdin closes (for running by hand in the background).
     #[arg(long)]
     ignore_stdin: bool,
 }
 
 fn main() -> Result<()> {
+    // Before anything else: a stub must not log or parse arguments as the testbed would.
+    if let Some(code) = vmctl_testbed::standin::run_as_stub() {
+        std::process::exit(code);
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -142,7 +186,44 @@ fn main() -> Result<()> {
         Command::Droplets(args) => run_droplets(&args),
         Command::Ctl(args) => run_ctl(&args),
         Command::Cloud(args) => run_cloud(args),
+        Command::Publish(args) => run_publish(&args),
     }
+}
+
+/// The stub folder `DIR/stubs`, linking to this very binary.
+fn own_stub_dir(dir: &Path) -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("finding this binary")?;
+    vmctl_testbed::stub_dir(&dir.join("stubs"), &exe).context("creating the stub folder")
+}
+
+fn run_publish(args: &PublishArgs) -> Result<()> {
+    let dir = upstream_dir_of(&args.dir)?;
+    let upstream = Upstream::open(&dir)?;
+    let notes = args.notes.replace("\\n", "\n");
+    let commit = upstream
+        .publish(&args.tag, &notes, args.security, !args.broken)
+        .with_context(|| format!("publishing {}", args.tag))?;
+    println!("{} {commit}", args.tag);
+    Ok(())
+}
+
+/// `dir` itself, or the upstream folder named in `dir/world.json`.
+fn upstream_dir_of(dir: &Path) -> Result<PathBuf> {
+    let world_path = dir.join("world.json");
+    if !world_path.is_file() {
+        return Ok(dir.to_path_buf());
+    }
+    let world: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&world_path).with_context(|| format!("reading {}", world_path.display()))?,
+    )
+    .with_context(|| format!("parsing {}", world_path.display()))?;
+    let named = world["upstream"]["dir"].as_str().with_context(|| {
+        format!(
+            "{} has no upstream (start the world with --upstream)",
+            world_path.display()
+        )
+    })?;
+    Ok(PathBuf::from(named))
 }
 
 fn run_ctl(args: &CtlArgs) -> Result<()> {
@@ -192,7 +273,15 @@ fn run_droplets(args: &DropletsArgs) -> Result<()> {
     let names: Vec<String> = planned.iter().map(|(name, _)| name.clone()).collect();
     let pools: HashMap<String, Option<String>> = planned.into_iter().collect();
     let pool_of = move |name: &str| pools.get(name).cloned().flatten();
-    let farm = DropletFarm::start(&args.dir, &names, &key).context("starting droplets")?;
+    let options = FarmOptions {
+        stub_dir: if args.stubs {
+            Some(own_stub_dir(&args.dir)?)
+        } else {
+            None
+        },
+    };
+    let farm =
+        DropletFarm::start_with(&args.dir, &names, &key, options).context("starting droplets")?;
     Manifest::from_farm(&farm, &pool_of)
         .write_atomic(&args.manifest)
         .context("writing the manifest")?;
@@ -253,6 +342,11 @@ fn run_cloud(args: CloudArgs) -> Result<()> {
         rate_limit_per_minute: args.rate_limit_per_minute,
         rate_limit_per_hour: args.rate_limit_per_hour,
         region: args.region,
+        stub_dir: if args.stubs {
+            Some(own_stub_dir(&args.dir)?)
+        } else {
+            None
+        },
     };
     let simulator =
         Simulator::start_blocking(config, args.listen).context("starting the cloud simulator")?;
@@ -274,6 +368,19 @@ fn run_cloud(args: CloudArgs) -> Result<()> {
     for name in &args.load_balancers {
         let id = simulator.create_load_balancer(name, None);
         world["load_balancers"][name] = id.into();
+    }
+    // Kept alive until we stop: dropping it stops the API.
+    let mut _upstream_server = None;
+    if let Some(dir) = &args.upstream {
+        let upstream = Upstream::open_or_create(dir).context("creating the upstream repository")?;
+        let listen = std::net::SocketAddr::new(args.listen.ip(), 0);
+        let server = upstream.serve(listen).context("serving the upstream API")?;
+        world["upstream"] = serde_json::json!({
+            "dir": upstream.dir(),
+            "repo": upstream.path(),
+            "api": server.base_url(),
+        });
+        _upstream_server = Some(server);
     }
     let world_path = args.dir.join("world.json");
     std::fs::write(&world_path, serde_json::to_vec_pretty(&world)?)

@@ -38,8 +38,9 @@ where
     I: IntoIterator<Item = S>,
     S: Into<OsString>,
 {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     let mut safe = OsString::from("safe.directory=");
-    safe.push(dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()));
+    safe.push(&dir);
     let mut argv: Vec<OsString> = vec![
         "-c".into(),
         safe,
@@ -47,8 +48,15 @@ where
         "protocol.ext.allow=never".into(),
     ];
     argv.extend(args.into_iter().map(Into::into));
+    // A tree without its own `.git` must not be mistaken for part of a repository above it.
+    let ceiling = dir
+        .parent()
+        .unwrap_or(Path::new("/"))
+        .as_os_str()
+        .to_os_string();
     Cmd::new("git", argv)
-        .cwd(dir)
+        .cwd(&dir)
+        .env("GIT_CEILING_DIRECTORIES", ceiling)
         // Never wait on a password prompt: there is no one to answer it.
         .env("GIT_TERMINAL_PROMPT", "0")
 }
@@ -70,7 +78,16 @@ pub fn fetch_tag(dir: &Path, url: &str, tag: &str, deadline: Duration) -> Result
     let refspec = format!("refs/tags/{tag}:refs/tags/{tag}");
     let shallow = git(
         dir,
-        ["fetch", "-q", "--depth", "1", "--no-tags", "--", url, &refspec],
+        [
+            "fetch",
+            "-q",
+            "--depth",
+            "1",
+            "--no-tags",
+            "--",
+            url,
+            &refspec,
+        ],
     );
     if run(&shallow, deadline).is_ok() {
         return Ok(());
@@ -116,12 +133,30 @@ pub fn head(dir: &Path, deadline: Duration) -> Result<String, RunError> {
         .to_string())
 }
 
+/// Which changes [`status_porcelain`] lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Untracked {
+    /// Untracked files count as changes (a fresh checkout, the live tree's purity).
+    Count,
+    /// Only changes to tracked files count: after the installs, whose output a Mastodon tree
+    /// ignores (`node_modules/`, `public/packs/`, `.bundle/`), but a fixture may not.
+    Ignore,
+}
+
 /// `git status --porcelain`: empty for a tree with no local changes (ignored files aside).
 ///
 /// # Errors
 /// As [`run`].
-pub fn status_porcelain(dir: &Path, deadline: Duration) -> Result<String, RunError> {
-    Ok(run(&git(dir, ["status", "--porcelain"]), deadline)?.stdout)
+pub fn status_porcelain(
+    dir: &Path,
+    untracked: Untracked,
+    deadline: Duration,
+) -> Result<String, RunError> {
+    let args: &[&str] = match untracked {
+        Untracked::Count => &["status", "--porcelain"],
+        Untracked::Ignore => &["status", "--porcelain", "--untracked-files=no"],
+    };
+    Ok(run(&git(dir, args.iter().copied()), deadline)?.stdout)
 }
 
 #[cfg(test)]

@@ -106,7 +106,9 @@ mod tests {
         let l = Layout::new(&Root::new(dir.path()).unwrap());
         let bin = l.release("v1.2.3").join("bin");
         std::fs::create_dir_all(&bin).unwrap();
-        let script = format!("#!/bin/sh\necho \"$RAILS_ENV $*\" >> ../../tootctl.log\nexit {tootctl_exit}\n");
+        let script = format!(
+            "#!/bin/sh\necho \"$RAILS_ENV $*\" >> ../../tootctl.log\nexit {tootctl_exit}\n"
+        );
         std::fs::write(bin.join("tootctl"), script).unwrap();
         std::fs::set_permissions(bin.join("tootctl"), std::fs::Permissions::from_mode(0o755))
             .unwrap();
@@ -117,9 +119,15 @@ mod tests {
     fn a_second_run_finds_the_marker_and_runs_nothing() {
         let (_d, l) = droplet(0);
         let t = Duration::from_secs(10);
-        assert_eq!(once(&l, "v1.2.3", OnceKind::CacheClear, t).unwrap(), OnceReport { ran: true });
-        assert_eq!(once(&l, "v1.2.3", OnceKind::CacheClear, t).unwrap(), OnceReport { ran: false });
-        let log = std::fs::read_to_string(l.releases().join("tootctl.log")).unwrap();
+        assert_eq!(
+            once(&l, "v1.2.3", OnceKind::CacheClear, t).unwrap(),
+            OnceReport { ran: true }
+        );
+        assert_eq!(
+            once(&l, "v1.2.3", OnceKind::CacheClear, t).unwrap(),
+            OnceReport { ran: false }
+        );
+        let log = std::fs::read_to_string(l.home().join("tootctl.log")).unwrap();
         assert_eq!(log, "production cache clear\n");
     }
 
@@ -142,8 +150,21 @@ mod tests {
     fn pre_deploy_skips_post_deployment_migrations() {
         let c = command(OnceKind::PreDeploy, Path::new("/r"));
         assert_eq!(c.display(), "bundle exec rails db:migrate");
-        let env: Vec<_> = c.env.iter().map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy())).collect();
-        assert_eq!(env, ["SKIP_POST_DEPLOYMENT_MIGRATIONS=true", "RAILS_ENV=production"]);
-        assert!(command(OnceKind::PostDeploy, Path::new("/r")).env.iter().all(|(k, _)| k != "SKIP_POST_DEPLOYMENT_MIGRATIONS"));
+        let env: Vec<_> = c
+            .env
+            .iter()
+            .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
+            .collect();
+        assert_eq!(
+            env,
+            [
+                "SKIP_POST_DEPLOYMENT_MIGRATIONS=true",
+                "RAILS_ENV=production"
+            ]
+        );
+        assert!(command(OnceKind::PostDeploy, Path::new("/r"))
+            .env
+            .iter()
+            .all(|(k, _)| k != "SKIP_POST_DEPLOYMENT_MIGRATIONS"));
     }
 }

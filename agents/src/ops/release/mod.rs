@@ -98,9 +98,7 @@ impl Layout {
     /// When `live` exists but is not a readable symlink.
     pub fn live_tag(&self) -> io::Result<Option<String>> {
         match std::fs::read_link(self.live()) {
-            Ok(target) => Ok(target
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())),
+            Ok(target) => Ok(target.file_name().map(|n| n.to_string_lossy().into_owned())),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
@@ -113,7 +111,14 @@ mod tests {
 
     #[test]
     fn tags_that_could_name_a_path_or_carry_shell_are_refused() {
-        for bad in ["../v1.2.3", "v1.2.3/..", "v1.2.3; rm -rf /", "", "main", "-v1.2.3"] {
+        for bad in [
+            "../v1.2.3",
+            "v1.2.3/..",
+            "v1.2.3; rm -rf /",
+            "",
+            "main",
+            "-v1.2.3",
+        ] {
             assert_eq!(check_tag(bad), Err(InvalidTag(bad.to_string())), "{bad}");
         }
         assert_eq!(check_tag("v4.3.1"), Ok("v4.3.1"));

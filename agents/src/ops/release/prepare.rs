@@ -4,16 +4,21 @@
 //! The tree is built under a dot-name and renamed into place only after every step passed, so a
 //! folder named for a tag is always a fully prepared release. An existing one that verifies is
 //! reused, which makes a replayed prepare a no-op.
+//!
+//! "Clean" means no `git status --porcelain` output right after the checkout. After the installs
+//! (and when reusing a release) only tracked files must be unchanged: a frozen lockfile that
+//! moved is a purity failure, install output is not.
 
-use super::git::{self, BadRepoUrl};
+use super::git::{self, BadRepoUrl, Untracked};
 use super::{durable, Layout};
 use crate::run::{run, Cmd, RunError};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use vmctl_protocol::release_ops::{PrepareReport, PrepareRelease, StepTiming};
+use vmctl_protocol::release_ops::{PrepareRelease, PrepareReport, StepTiming};
 
-/// Inside `.git` (so it never shows in `git status`): what a prepare did beyond the checkout.
+/// Inside `.git` (so it never shows in `git status`): written when a build finished, with
+/// whether assets were precompiled. A tree without it was not prepared by this agent.
 const RECORD: &str = ".git/vmctl-prepared";
 
 /// Why a prepare failed.
@@ -62,6 +67,12 @@ pub enum PrepareError {
         /// What it held (first line, cut).
         value: String,
     },
+    /// A release folder without the record a finished build writes.
+    #[error("releases/{tag} was not prepared by this agent (no {RECORD})")]
+    Unfinished {
+        /// The tag.
+        tag: String,
+    },
     /// The live release does not verify, so it is neither reused nor replaced.
     #[error("releases/{tag} is live but does not verify")]
     LiveUnverified {
@@ -105,7 +116,9 @@ pub fn prepare(
     let mut steps = Steps::new(&req.tag, step_timeout);
     let dest = layout.release(&req.tag);
     if std::fs::symlink_metadata(&dest).is_ok() {
-        match verify(&dest, &req.tag, &expected, &mut steps) {
+        let verified = verify(&dest, &req.tag, &expected, Untracked::Ignore, &mut steps)
+            .and_then(|()| read_record(&dest, &req.tag).map(|_| ()));
+        match verified {
             Ok(()) => return reuse(&dest, req, expected, steps),
             Err(reason) if layout.live_tag().ok().flatten().as_deref() == Some(&req.tag) => {
                 return Err(PrepareError::LiveUnverified {
@@ -147,7 +160,7 @@ fn build(
         git::fetch_tag(dir, &req.repo_url, tag, t)
     })?;
     steps.time("checkout", || git::checkout_tag(dir, tag, t))?;
-    verify(dir, tag, expected, steps)?;
+    verify(dir, tag, expected, Untracked::Count, steps)?;
 
     let live = layout.live();
     for (file, tool, step) in [
@@ -189,8 +202,9 @@ fn build(
     if req.assets {
         precompile(dir, steps)?;
     }
-    // Installs must leave upstream's files untouched (frozen lockfiles, ignored output folders).
-    verify(dir, tag, expected, steps)
+    // Installs must leave upstream's tracked files untouched (frozen lockfiles).
+    verify(dir, tag, expected, Untracked::Ignore, steps)?;
+    write_record(dir, req.assets)
 }
 
 fn precompile(dir: &Path, steps: &mut Steps) -> Result<(), PrepareError> {
@@ -199,15 +213,38 @@ fn precompile(dir: &Path, steps: &mut Steps) -> Result<(), PrepareError> {
         &Cmd::new("bundle", ["exec", "rails", "assets:precompile"])
             .cwd(dir)
             .env("RAILS_ENV", "production"),
-    )?;
-    durable::write_file(&dir.join(RECORD), b"assets=true\n").map_err(io_err("write", &dir.join(RECORD)))
+    )
 }
 
-/// HEAD is `expected` and `git status --porcelain` is empty.
-fn verify(dir: &Path, tag: &str, expected: &str, steps: &mut Steps) -> Result<(), PrepareError> {
+fn write_record(dir: &Path, assets: bool) -> Result<(), PrepareError> {
+    durable::write_file(&dir.join(RECORD), format!("assets={assets}\n").as_bytes())
+        .map_err(io_err("write", &dir.join(RECORD)))
+}
+
+/// Whether the release's build finished, and with assets.
+fn read_record(dir: &Path, tag: &str) -> Result<bool, PrepareError> {
+    match std::fs::read_to_string(dir.join(RECORD)) {
+        Ok(r) => Ok(r.contains("assets=true")),
+        Err(_) => Err(PrepareError::Unfinished {
+            tag: tag.to_string(),
+        }),
+    }
+}
+
+/// HEAD is `expected` and `git status --porcelain` (with `untracked` as given) is empty.
+fn verify(
+    dir: &Path,
+    tag: &str,
+    expected: &str,
+    untracked: Untracked,
+    steps: &mut Steps,
+) -> Result<(), PrepareError> {
     let t = steps.timeout;
     let (head, status) = steps.time("verify", || {
-        Ok((git::head(dir, t)?, git::status_porcelain(dir, t)?))
+        Ok((
+            git::head(dir, t)?,
+            git::status_porcelain(dir, untracked, t)?,
+        ))
     })?;
     if !head.eq_ignore_ascii_case(expected) {
         return Err(PrepareError::WrongCommit {
@@ -232,9 +269,9 @@ fn reuse(
     expected: String,
     mut steps: Steps,
 ) -> Result<PrepareReport, PrepareError> {
-    let has_assets = std::fs::read_to_string(dest.join(RECORD)).is_ok_and(|r| r.contains("assets=true"));
-    if req.assets && !has_assets {
+    if req.assets && !read_record(dest, &req.tag)? {
         precompile(dest, &mut steps)?;
+        write_record(dest, true)?;
     }
     report(dest, req, expected, steps)
 }
@@ -293,8 +330,7 @@ pub fn is_plain_version(v: &str) -> bool {
     !v.is_empty()
         && v.len() <= 64
         && !v.starts_with('-')
-        && v
-            .bytes()
+        && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
@@ -365,7 +401,10 @@ mod tests {
         std::fs::write(&p, "\n 3.3.5 \n").unwrap();
         assert_eq!(read_version(&p).unwrap().as_deref(), Some("3.3.5"));
         std::fs::write(&p, "--help\n").unwrap();
-        assert!(matches!(read_version(&p), Err(PrepareError::BadVersion { .. })));
+        assert!(matches!(
+            read_version(&p),
+            Err(PrepareError::BadVersion { .. })
+        ));
         std::fs::write(&p, "3.3.5; rm -rf /\n").unwrap();
         assert!(read_version(&p).is_err());
         assert!(is_plain_version("ruby-3.3.5"));

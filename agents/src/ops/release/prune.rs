@@ -56,7 +56,9 @@ pub fn prune(layout: &Layout, req: &PruneReleases) -> Result<PruneReport, PruneE
         let path = path.clone();
         move |source| PruneError::Io { what, path, source }
     };
-    let live = layout.live_tag().map_err(io_err("readlink", &layout.live()))?;
+    let live = layout
+        .live_tag()
+        .map_err(io_err("readlink", &layout.live()))?;
     let mut present = Vec::new();
     match std::fs::read_dir(&dir) {
         Ok(entries) => {
@@ -97,8 +99,19 @@ mod tests {
 
     #[test]
     fn the_newest_by_version_survive_not_by_name() {
-        let present = s(&["v4.2.10", "v4.2.9", "v4.3.0-rc.1", "v4.3.0", "v4.10.0", ".v4.0.0.preparing", "notes"]);
-        assert_eq!(plan(&present, 2, None, &[]), s(&["v4.3.0-rc.1", "v4.2.10", "v4.2.9"]));
+        let present = s(&[
+            "v4.2.10",
+            "v4.2.9",
+            "v4.3.0-rc.1",
+            "v4.3.0",
+            "v4.10.0",
+            ".v4.0.0.preparing",
+            "notes",
+        ]);
+        assert_eq!(
+            plan(&present, 2, None, &[]),
+            s(&["v4.3.0-rc.1", "v4.2.10", "v4.2.9"])
+        );
         assert_eq!(plan(&present, 0, None, &[]).len(), 5);
         assert!(plan(&present, 10, None, &[]).is_empty());
     }
@@ -120,11 +133,25 @@ mod tests {
             std::fs::create_dir_all(l.release(t).join("app")).unwrap();
         }
         std::os::unix::fs::symlink("releases/v1.0.0", l.live()).unwrap();
-        let r = prune(&l, &PruneReleases { keep: 1, protect: vec![] }).unwrap();
+        let r = prune(
+            &l,
+            &PruneReleases {
+                keep: 1,
+                protect: vec![],
+            },
+        )
+        .unwrap();
         assert_eq!(r.removed, s(&["v1.1.0"]));
         assert!(l.is_prepared("v1.0.0") && l.is_prepared("v1.2.0") && !l.is_prepared("v1.1.0"));
         assert_eq!(std::fs::read_dir(l.releases()).unwrap().count(), 2);
-        let none = prune(&Layout::new(&Root::new(dir.path().join("empty")).unwrap()), &PruneReleases { keep: 1, protect: vec![] }).unwrap();
+        let none = prune(
+            &Layout::new(&Root::new(dir.path().join("empty")).unwrap()),
+            &PruneReleases {
+                keep: 1,
+                protect: vec![],
+            },
+        )
+        .unwrap();
         assert!(none.removed.is_empty());
     }
 }

@@ -84,15 +84,24 @@ mod tests {
     #[test]
     fn live_moves_to_the_new_release_and_reports_the_old_one() {
         let (_d, l) = droplet(&["v1.0.0", "v1.1.0"]);
-        assert_eq!(switch(&l, "v1.0.0").unwrap(), SwitchReport { previous: None });
+        assert_eq!(
+            switch(&l, "v1.0.0").unwrap(),
+            SwitchReport { previous: None }
+        );
         assert_eq!(
             switch(&l, "v1.1.0").unwrap(),
             SwitchReport {
                 previous: Some("v1.0.0".into())
             }
         );
-        assert_eq!(std::fs::read_link(l.live()).unwrap(), Path::new("releases/v1.1.0"));
-        assert_eq!(std::fs::read_to_string(l.live().join("VERSION")).unwrap(), "v1.1.0");
+        assert_eq!(
+            std::fs::read_link(l.live()).unwrap(),
+            Path::new("releases/v1.1.0")
+        );
+        assert_eq!(
+            std::fs::read_to_string(l.live().join("VERSION")).unwrap(),
+            "v1.1.0"
+        );
         // Nothing but the release folders and `live` is left behind.
         let mut names: Vec<_> = std::fs::read_dir(l.home())
             .unwrap()
@@ -113,7 +122,10 @@ mod tests {
         switch(&l, "v1.0.0").unwrap();
         let err = switch(&l, "v2.0.0").unwrap_err();
         assert!(matches!(err, SwitchError::NotPrepared { .. }), "{err}");
-        assert_eq!(std::fs::read_link(l.live()).unwrap(), Path::new("releases/v1.0.0"));
+        assert_eq!(
+            std::fs::read_link(l.live()).unwrap(),
+            Path::new("releases/v1.0.0")
+        );
     }
 
     #[test]

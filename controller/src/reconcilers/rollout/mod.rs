@@ -88,7 +88,11 @@ pub async fn reconcile(ctx: &Ctx, name: &str) -> Result<QueueAction, ReconcileEr
     let infos = nodes(ctx)?;
     if r.status.phase == RolloutPhase::Reverting {
         // An abort, or a crash mid-revert: finish putting nodes back.
-        let reason = r.status.last_error.clone().unwrap_or_else(|| "reverting".into());
+        let reason = r
+            .status
+            .last_error
+            .clone()
+            .unwrap_or_else(|| "reverting".into());
         return revert(ctx, &fleet, &infos, &r, r.status.clone(), reason).await;
     }
     let mut obs = Observed {

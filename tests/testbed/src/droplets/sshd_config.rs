@@ -136,7 +136,7 @@ mod tests {
             "m",
             &stub_env(Path::new("/d/stubs"), address),
         );
-        assert_eq!(text.matches("SetEnv").count(), 1);
+        assert_eq!(text.lines().filter(|l| l.starts_with("SetEnv")).count(), 1);
         assert!(text.contains(
             "\nSetEnv \"VMCTL_TESTBED_DROPLET=m\" \"VMCTL_ROOT=/d/root\" \"SHLVL=1\" \
              \"PATH=/d/stubs:/usr/local/bin:/usr/bin:/bin\" \

@@ -22,7 +22,9 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 /// The commands the binary answers to by name.
-pub const STUB_NAMES: [&str; 7] = ["bundle", "yarn", "rails", "tootctl", "rbenv", "nodenv", "node"];
+pub const STUB_NAMES: [&str; 7] = [
+    "bundle", "yarn", "rails", "tootctl", "rbenv", "nodenv", "node",
+];
 
 /// Why the stub folder could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +65,21 @@ pub fn stub_dir(dir: &Path, testbed_exe: &Path) -> Result<PathBuf, StandinError>
         std::os::unix::fs::symlink(&target, &link).map_err(io("linking", &link))?;
     }
     Ok(dir)
+}
+
+/// Exits the process with 0 on SIGTERM or SIGINT, from a thread of its own.
+///
+/// # Errors
+/// The handlers could not be installed.
+pub(crate) fn exit_on_term() -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            std::process::exit(0);
+        }
+    });
+    Ok(())
 }
 
 /// The stub name `argv0` calls for, if any (its file name, whatever the folder).

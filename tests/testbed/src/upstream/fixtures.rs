@@ -187,7 +187,9 @@ mod tests {
         assert_eq!(text(".ruby-version"), "3.4.1\n");
         assert_eq!(text(".nvmrc"), "20\n");
         assert!(text("vmctl-standin.toml").contains("health = \"fail\""));
-        assert!(files.iter().any(|f| f.path == "bin/tootctl" && f.executable));
+        assert!(files
+            .iter()
+            .any(|f| f.path == "bin/tootctl" && f.executable));
     }
 
     #[test]

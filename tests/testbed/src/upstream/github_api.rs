@@ -210,7 +210,10 @@ fn router(state: Arc<ApiState>) -> Router {
     let repos = Router::new()
         .route("/repos/{owner}/{repo}/releases", get(list_releases))
         .route("/repos/{owner}/{repo}/releases/latest", get(latest_release))
-        .route("/repos/{owner}/{repo}/releases/tags/{tag}", get(release_by_tag))
+        .route(
+            "/repos/{owner}/{repo}/releases/tags/{tag}",
+            get(release_by_tag),
+        )
         .route("/repos/{owner}/{repo}/git/ref/tags/{tag}", get(tag_ref))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state),
@@ -532,10 +535,7 @@ async fn tag_ref(
     json_answer(&headers, &value, None)
 }
 
-async fn update_check(
-    State(state): Api,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
+async fn update_check(State(state): Api, Query(query): Query<HashMap<String, String>>) -> Response {
     let Some(current) = query.get("version").and_then(|v| Version::parse(v)) else {
         return (
             StatusCode::BAD_REQUEST,
@@ -598,8 +598,17 @@ mod tests {
     #[test]
     fn rate_window_resets_after_an_hour() {
         let window = RateWindow { reset: 0, used: 0 }.current(100);
-        assert_eq!(window, RateWindow { reset: 3700, used: 0 });
-        let used = RateWindow { reset: 3700, used: 9 };
+        assert_eq!(
+            window,
+            RateWindow {
+                reset: 3700,
+                used: 0
+            }
+        );
+        let used = RateWindow {
+            reset: 3700,
+            used: 9,
+        };
         assert_eq!(used.current(3699), used);
         assert_eq!(used.current(3700).used, 0);
     }

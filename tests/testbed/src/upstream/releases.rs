@@ -57,10 +57,7 @@ impl Version {
             None => (text, None),
         };
         if let Some(pre) = pre {
-            let ok = !pre.is_empty()
-                && pre
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '.');
+            let ok = !pre.is_empty() && pre.chars().all(|c| c.is_ascii_alphanumeric() || c == '.');
             if !ok {
                 return None;
             }
@@ -282,7 +279,15 @@ mod tests {
         assert!(v("4.10.0") > v("4.9.9"));
         assert!(v("4.4.0") > v("4.4.0-rc.1"));
         assert_eq!(v("v4.4.0-beta.2").to_string(), "4.4.0-beta.2");
-        for bad in ["", "4.3", "4.3.1.2", "v4.x.1", "4.3.1-", "4.3.1-a b", "-4.3.1"] {
+        for bad in [
+            "",
+            "4.3",
+            "4.3.1.2",
+            "v4.x.1",
+            "4.3.1-",
+            "4.3.1-a b",
+            "-4.3.1",
+        ] {
             assert!(Version::parse(bad).is_none(), "{bad}");
         }
         assert!(Version::parse_tag("4.3.1").is_none());
@@ -323,7 +328,11 @@ mod tests {
     fn newest_first_hides_drafts() {
         let mut draft = release("v4.4.1", 9, false);
         draft.draft = true;
-        let list = newest_first(&[release("v4.3.0", 1, false), draft, release("v4.3.1", 2, true)]);
+        let list = newest_first(&[
+            release("v4.3.0", 1, false),
+            draft,
+            release("v4.3.1", 2, true),
+        ]);
         let tags: Vec<&str> = list.iter().map(|r| r.tag_name.as_str()).collect();
         assert_eq!(tags, ["v4.3.1", "v4.3.0"]);
     }

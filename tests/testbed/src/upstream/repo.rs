@@ -59,7 +59,9 @@ impl Upstream {
     /// # Errors
     /// There is none in `dir`.
     pub fn open(dir: &Path) -> Result<Upstream, UpstreamError> {
-        let upstream = Upstream { dir: absolute(dir)? };
+        let upstream = Upstream {
+            dir: absolute(dir)?,
+        };
         if !upstream.repo_path().join(".git").is_dir() {
             return Err(UpstreamError::Missing {
                 path: upstream.dir.clone(),
@@ -206,7 +208,11 @@ impl Upstream {
             .trim()
             .to_owned();
         let mut all = self.releases()?;
-        let id = all.iter().map(|r| r.id + 1).max().unwrap_or(FIRST_RELEASE_ID);
+        let id = all
+            .iter()
+            .map(|r| r.id + 1)
+            .max()
+            .unwrap_or(FIRST_RELEASE_ID);
         all.push(ReleaseMeta {
             id,
             tag_name: tag.to_owned(),
