@@ -284,6 +284,7 @@ mod tests {
         ClusterDocument {
             name: "dev".into(),
             cluster: ClusterSpec {
+                release: None,
                 healing: Default::default(),
                 ssh: SshSpec {
                     user: "root".into(),

@@ -48,6 +48,66 @@ pub struct ClusterSpec {
     /// Guards on automatic replacement.
     #[serde(default)]
     pub healing: HealingPolicy,
+    /// Upstream releases and how they roll out. `None`: vmctl does not upgrade Mastodon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<ReleaseSpec>,
+}
+
+/// Where releases come from and how they roll out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseSpec {
+    /// The git URL droplets fetch release tags from.
+    pub repo_url: String,
+    /// GitHub's REST API base URL.
+    #[serde(default = "default_github_api")]
+    pub github_api: String,
+    /// `owner/name` of the upstream repository.
+    #[serde(default = "default_github_repo")]
+    pub github_repo: String,
+    /// Mastodon's update-check API base URL (for its `urgent` flag); off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_check_url: Option<String>,
+    /// How often the feed is read.
+    #[serde(with = "crate::duration", default = "default_check_interval")]
+    pub check_interval: Duration,
+    /// When a release may start and by when it must be live.
+    #[serde(default)]
+    pub policy: crate::release::ReleasePolicy,
+    /// Nodes switched at once within a pool.
+    #[serde(default = "default_max_parallel")]
+    pub max_parallel: u32,
+    /// How long a restarted node must stay healthy before the next batch.
+    #[serde(with = "crate::duration", default = "default_min_healthy")]
+    pub min_healthy_time: Duration,
+    /// How long a restarted node may take to pass its health checks.
+    #[serde(with = "crate::duration", default = "default_healthy_deadline")]
+    pub healthy_deadline: Duration,
+    /// How long any one rollout step may take.
+    #[serde(with = "crate::duration", default = "default_progress_deadline")]
+    pub progress_deadline: Duration,
+}
+
+fn default_github_api() -> String {
+    "https://api.github.com".into()
+}
+fn default_github_repo() -> String {
+    "mastodon/mastodon".into()
+}
+fn default_check_interval() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+fn default_max_parallel() -> u32 {
+    1
+}
+fn default_min_healthy() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_healthy_deadline() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_progress_deadline() -> Duration {
+    Duration::from_secs(1800)
 }
 
 /// Limits on self-healing, so a network problem on the controller's side never replaces half
@@ -110,6 +170,9 @@ pub struct ClusterStatus {
     pub observed_generation: u64,
     /// Cluster-wide conditions.
     pub conditions: Vec<Condition>,
+    /// The release controller's latest decision.
+    #[serde(default)]
+    pub release: Option<crate::release::ReleaseDecision>,
 }
 
 impl Resource for ClusterSpec {

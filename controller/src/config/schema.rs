@@ -22,6 +22,8 @@ pub(crate) struct RawCluster {
     pub connect_timeout: Option<Spanned<String>>,
     pub ssh: Option<RawSsh>,
     pub healing: Option<super::droplets::RawHealing>,
+    /// `[release]`: checked as a whole by serde; errors point at the table.
+    pub release: Option<toml::Value>,
     /// Keyed by the pool name with its span; the spans also recover file order.
     #[serde(default)]
     pub pools: BTreeMap<Spanned<String>, RawPool>,

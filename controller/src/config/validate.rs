@@ -145,7 +145,32 @@ fn cluster_spec(r: &mut Report<'_, '_>, raw: &RawCluster) -> Option<ClusterSpec>
         }
     };
     let healing = super::droplets::healing(r, raw.healing.as_ref());
+    let release = match &raw.release {
+        None => None,
+        Some(value) => {
+            let at = r.src.key_span("release").map_or(0, |s| s.start);
+            match value
+                .clone()
+                .try_into::<vmctl_protocol::cluster::ReleaseSpec>()
+            {
+                Ok(spec) if spec.repo_url.trim().is_empty() => {
+                    r.at(
+                        at,
+                        "release.repo_url",
+                        "must name the git URL droplets fetch releases from",
+                    );
+                    None
+                }
+                Ok(spec) => Some(spec),
+                Err(e) => {
+                    r.at(at, "release", e.to_string().trim().to_string());
+                    None
+                }
+            }
+        }
+    };
     Some(ClusterSpec {
+        release,
         healing,
         ssh,
         probe_interval,

@@ -144,6 +144,7 @@ fn document(
             call_timeout: DEFAULT_CALL_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             healing: Default::default(),
+            release: None,
         },
         pools,
         nodes: Vec::new(),

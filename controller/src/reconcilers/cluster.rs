@@ -282,6 +282,7 @@ mod tests {
 
     fn spec(user: &str) -> ClusterSpec {
         ClusterSpec {
+            release: None,
             healing: Default::default(),
             ssh: SshSpec {
                 user: user.into(),

@@ -240,6 +240,13 @@ fn query_param(query: &str, key: &str) -> Option<String> {
     })
 }
 
+fn header_value(req: &Request, name: header::HeaderName) -> Option<String> {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
 async fn handle(State(shared): State<Arc<Mutex<Shared>>>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
@@ -249,14 +256,8 @@ async fn handle(State(shared): State<Arc<Mutex<Shared>>>, req: Request) -> Respo
         .and_then(|h| h.to_str().ok())
         .unwrap_or("127.0.0.1")
         .to_owned();
-    let header = |name: header::HeaderName| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let authorization = header(header::AUTHORIZATION);
-    let if_none_match = header(header::IF_NONE_MATCH);
+    let authorization = header_value(&req, header::AUTHORIZATION);
+    let if_none_match = header_value(&req, header::IF_NONE_MATCH);
 
     // Like GitHub: a used-up limit refuses requests until its reset, then starts afresh.
     let exhausted = {

@@ -105,6 +105,7 @@ async fn run_async(args: &Args) -> anyhow::Result<serde_json::Value> {
     let doc = ClusterDocument {
         name: "bench".into(),
         cluster: ClusterSpec {
+            release: None,
             ssh: SshSpec {
                 user: "root".into(),
                 private_key: key.display().to_string(),
