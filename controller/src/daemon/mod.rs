@@ -71,6 +71,7 @@ pub async fn start(settings: &Settings, data: &Path) -> anyhow::Result<Controlle
         agent,
         cloud,
         droplets: Default::default(),
+        upstream: Default::default(),
     });
     let mut tasks = Vec::new();
 

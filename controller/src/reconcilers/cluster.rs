@@ -167,6 +167,9 @@ impl HostKeyStore for StoreHostKeys {
 /// Store failures.
 pub async fn reconcile(ctx: &Ctx, name: &str) -> Result<Action, ReconcileError> {
     let cluster = ctx.store.get::<ClusterSpec>(name).map_err(store_err)?;
+    // The release settings may have changed with the spec: let the release reconciler look.
+    ctx.queue
+        .enqueue(super::release::key(name), "cluster spec changed");
     match plan(
         cluster.as_ref().map(|c| &c.spec),
         ctx.fleet.settings().as_ref(),

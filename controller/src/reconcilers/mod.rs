@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod node;
 pub mod pool;
 pub mod provision;
+pub mod release;
 pub mod rollout;
 pub mod snapshot;
 
@@ -36,6 +37,8 @@ pub struct Ctx {
     pub cloud: Option<Arc<dyn crate::cloud::Cloud>>,
     /// Each managed pool's last droplet list.
     pub droplets: pool::managed::DropletCache,
+    /// The upstream release feed client.
+    pub upstream: release::UpstreamSlot,
 }
 
 /// Runs the reconciler for `key`'s kind.
@@ -55,6 +58,7 @@ pub async fn reconcile(
         k if k == ProvisionSpec::KIND => provision::reconcile(&ctx, &key.name).await,
         k if k == SnapshotSpec::KIND => snapshot::reconcile(&ctx, &key.name).await,
         k if k == RolloutSpec::KIND => rollout::reconcile(&ctx, &key.name).await,
+        "release" => release::reconcile(&ctx, &key.name).await,
         other => Err(anyhow::anyhow!("no reconciler for kind {other:?}").into()),
     }
 }
@@ -67,6 +71,9 @@ pub fn all_keys(store: &Store) -> Result<Vec<ObjectKey>, vmctl_state::StoreError
     let mut keys = Vec::new();
     for c in store.list::<ClusterSpec>()? {
         keys.push(ObjectKey::new(ClusterSpec::KIND, &c.metadata.name));
+        if c.spec.release.is_some() {
+            keys.push(release::key(&c.metadata.name));
+        }
     }
     for p in store.list::<PoolSpec>()? {
         keys.push(ObjectKey::new(PoolSpec::KIND, &p.metadata.name));

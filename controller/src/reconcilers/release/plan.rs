@@ -1,0 +1,171 @@
+//! Whether to start a rollout now. Pure: the policy's decision (what and when) comes from
+//! `upstream::policy::decide`; this adds what the fleet is doing (a rollout in flight, a release
+//! that already failed) and the time.
+
+use std::time::Duration;
+
+use vmctl_protocol::{
+    meta::Timestamp,
+    release::ReleaseDecision,
+    rollout::{RolloutPhase, RolloutSpec, RolloutStatus},
+};
+
+/// What the release reconciler does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// Start a rollout to this tag.
+    Start(String),
+    /// Nothing until this long has passed (the soak, a window, or the next feed check).
+    Wait(Duration, String),
+}
+
+/// The lowest live release among the fleet's Mastodon nodes, as a version; `0.0.0` when none
+/// runs a release yet (a fresh fleet then installs the chosen release).
+pub fn fleet_version(live: &[Option<String>]) -> semver::Version {
+    live.iter()
+        .flatten()
+        .filter_map(|t| semver::Version::parse(t.trim_start_matches('v')).ok())
+        .min()
+        .unwrap_or_else(|| semver::Version::new(0, 0, 0))
+}
+
+/// Decides, given the policy's decision, the rollouts so far and when the feed is read next.
+pub fn next(
+    decision: &ReleaseDecision,
+    rollouts: &[(&RolloutSpec, &RolloutStatus)],
+    retried: &[String],
+    check_interval: Duration,
+    now: Timestamp,
+) -> Next {
+    if let Some((spec, _)) = rollouts.iter().find(|(_, st)| !st.phase.is_terminal()) {
+        return Next::Wait(
+            check_interval,
+            format!("the rollout to {} is in flight", spec.target),
+        );
+    }
+    let Some(target) = &decision.target else {
+        return Next::Wait(check_interval, decision.reason.clone());
+    };
+    let failed = rollouts.iter().any(|(spec, st)| {
+        &spec.target == target && matches!(st.phase, RolloutPhase::Reverted | RolloutPhase::Halted)
+    });
+    if failed && !retried.contains(target) {
+        return Next::Wait(
+            check_interval,
+            format!("{target} failed before; waiting for a newer release or `vmctl release retry {target}`"),
+        );
+    }
+    match decision.earliest_start {
+        Some(start) if start > now => {
+            let wait = start
+                .signed_duration_since(now)
+                .to_std()
+                .unwrap_or_default();
+            Next::Wait(
+                wait.min(check_interval),
+                format!("{target} may start at {start}"),
+            )
+        }
+        _ => Next::Start(target.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::DateTime;
+
+    use super::*;
+
+    fn at(s: i64) -> Timestamp {
+        DateTime::from_timestamp(s, 0).unwrap()
+    }
+
+    fn decision(target: Option<&str>, start: i64) -> ReleaseDecision {
+        ReleaseDecision {
+            current: "v4.3.0".into(),
+            target: target.map(str::to_string),
+            security: false,
+            earliest_start: target.map(|_| at(start)),
+            deadline: None,
+            reason: "r".into(),
+        }
+    }
+
+    fn rollout(target: &str, phase: RolloutPhase) -> (RolloutSpec, RolloutStatus) {
+        (
+            RolloutSpec {
+                target: target.into(),
+                commit: "c".into(),
+                repo_url: "r".into(),
+                from: None,
+                cache_clear: false,
+                max_parallel: 1,
+                min_healthy_time: Duration::ZERO,
+                healthy_deadline: Duration::ZERO,
+                progress_deadline: Duration::ZERO,
+            },
+            RolloutStatus {
+                phase,
+                ..Default::default()
+            },
+        )
+    }
+
+    const CHECK: Duration = Duration::from_secs(900);
+
+    #[test]
+    fn starts_once_the_soak_is_over_and_never_beside_another_rollout() {
+        assert!(
+            matches!(next(&decision(Some("v4.3.1"), 100), &[], &[], CHECK, at(50)), Next::Wait(d, _) if d == Duration::from_secs(50))
+        );
+        assert_eq!(
+            next(&decision(Some("v4.3.1"), 100), &[], &[], CHECK, at(100)),
+            Next::Start("v4.3.1".into())
+        );
+        let busy = rollout("v4.3.1", RolloutPhase::Roll);
+        assert!(matches!(
+            next(
+                &decision(Some("v4.3.1"), 0),
+                &[(&busy.0, &busy.1)],
+                &[],
+                CHECK,
+                at(1)
+            ),
+            Next::Wait(..)
+        ));
+    }
+
+    #[test]
+    fn a_failed_release_waits_for_a_retry() {
+        let failed = rollout("v4.4.1", RolloutPhase::Reverted);
+        let d = decision(Some("v4.4.1"), 0);
+        assert!(
+            matches!(next(&d, &[(&failed.0, &failed.1)], &[], CHECK, at(1)), Next::Wait(_, m) if m.contains("retry"))
+        );
+        assert_eq!(
+            next(
+                &d,
+                &[(&failed.0, &failed.1)],
+                &["v4.4.1".into()],
+                CHECK,
+                at(1)
+            ),
+            Next::Start("v4.4.1".into())
+        );
+    }
+
+    #[test]
+    fn nothing_to_do_waits_for_the_next_check() {
+        assert_eq!(
+            next(&decision(None, 0), &[], &[], CHECK, at(1)),
+            Next::Wait(CHECK, "r".into())
+        );
+    }
+
+    #[test]
+    fn the_fleet_version_is_its_oldest_live_release() {
+        let live = [Some("v4.3.1".to_string()), Some("v4.3.0".to_string()), None];
+        assert_eq!(fleet_version(&live), semver::Version::new(4, 3, 0));
+        assert_eq!(fleet_version(&[None]), semver::Version::new(0, 0, 0));
+    }
+}
