@@ -43,6 +43,7 @@ pub(super) fn router(state: ApiState) -> Router {
             get(list::<vmctl_protocol::rollout::RolloutSpec>),
         )
         .route("/v1/rollouts/current", get(super::rollouts::current))
+        .route("/v1/release/plan", get(super::rollouts::release_plan))
         .route(
             "/v1/rollouts/{name}",
             get(one::<vmctl_protocol::rollout::RolloutSpec>),
