@@ -6,6 +6,7 @@ pub mod node;
 pub mod pool;
 pub mod provision;
 pub mod release;
+pub mod release_sync;
 pub mod rollout;
 pub mod snapshot;
 

@@ -93,11 +93,17 @@ pub async fn reconcile(ctx: &Ctx, name: &str) -> Result<Action, ReconcileError> 
                 });
         }
         ProvisionStep::Bootstrap => {
-            obs.node_ready = ctx
+            let node = ctx
                 .store
                 .get::<NodeSpec>(&p.spec.droplet_name)
-                .map_err(store_err)?
+                .map_err(store_err)?;
+            let answering = node
+                .as_ref()
                 .is_some_and(|n| n.status.reachable && n.status.facts.is_some());
+            // A droplet booted from an older snapshot runs an older release: bring it to the
+            // fleet's release before it joins the balancer.
+            obs.node_ready = answering
+                && super::release_sync::bring_to_fleet_release(ctx, &p.spec, node.as_ref()).await?;
         }
         _ => {}
     }
