@@ -115,6 +115,43 @@ pub async fn current(
     })))
 }
 
+/// `GET /v1/release/plan`: the release reconciler's latest decision.
+pub async fn release_plan(
+    State(st): State<ApiState>,
+) -> Result<Json<vmctl_protocol::release::ReleaseDecision>, ApiFailure> {
+    let cluster = st
+        .store
+        .list::<vmctl_protocol::cluster::ClusterSpec>()?
+        .into_iter()
+        .next();
+    let Some(cluster) = cluster else {
+        return Err(ApiFailure::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no cluster spec has been applied",
+        ));
+    };
+    if cluster.spec.release.is_none() {
+        return Err(ApiFailure::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the cluster has no [release] section: vmctl does not upgrade Mastodon",
+        ));
+    }
+    cluster.status.release.map(Json).ok_or_else(|| {
+        let why = cluster
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "ReleaseFeedReady")
+            .map_or_else(
+                || "the release feed has not been read yet".to_string(),
+                |c| c.message.clone(),
+            );
+        ApiFailure::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", why)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,41 +192,4 @@ mod tests {
             .paused
         );
     }
-}
-
-/// `GET /v1/release/plan`: the release reconciler's latest decision.
-pub async fn release_plan(
-    State(st): State<ApiState>,
-) -> Result<Json<vmctl_protocol::release::ReleaseDecision>, ApiFailure> {
-    let cluster = st
-        .store
-        .list::<vmctl_protocol::cluster::ClusterSpec>()?
-        .into_iter()
-        .next();
-    let Some(cluster) = cluster else {
-        return Err(ApiFailure::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no cluster spec has been applied",
-        ));
-    };
-    if cluster.spec.release.is_none() {
-        return Err(ApiFailure::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "the cluster has no [release] section: vmctl does not upgrade Mastodon",
-        ));
-    }
-    cluster.status.release.map(Json).ok_or_else(|| {
-        let why = cluster
-            .status
-            .conditions
-            .iter()
-            .find(|c| c.type_ == "ReleaseFeedReady")
-            .map_or_else(
-                || "the release feed has not been read yet".to_string(),
-                |c| c.message.clone(),
-            );
-        ApiFailure::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", why)
-    })
 }

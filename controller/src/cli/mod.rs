@@ -13,6 +13,7 @@ mod jobs;
 mod node;
 mod output;
 mod release;
+mod rollout;
 mod snapshot;
 mod status;
 
@@ -108,6 +109,9 @@ pub enum Command {
     /// Upstream releases: what the fleet moves to next, and why.
     #[command(subcommand)]
     Release(ReleaseCommand),
+    /// The release rollout in flight: status, pause, resume, abort.
+    #[command(subcommand)]
+    Rollout(rollout::RolloutCommand),
 }
 
 /// `vmctl node ...`.
@@ -193,6 +197,7 @@ pub async fn run(cli: &Cli, env_token: Option<&str>) -> Result<(), CliError> {
             snapshot::create(&client, format, pool).await
         }
         Command::Release(command) => release::run(&client, format, command).await,
+        Command::Rollout(command) => rollout::run(&client, format, command).await,
     }
 }
 

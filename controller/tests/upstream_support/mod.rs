@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::{
     body::Body,
     extract::{Request, State},
-    http::{header, StatusCode},
+    http::header,
     response::Response,
     Router,
 };
@@ -279,14 +279,14 @@ async fn handle(State(shared): State<Arc<Mutex<Shared>>>, req: Request) -> Respo
     } else {
         let mut s = shared.lock().unwrap();
         let hit = s.faults.iter().position(|f| path.starts_with(&f.path));
-        hit.and_then(|i| {
+        hit.map(|i| {
             let f = &mut s.faults[i];
             f.times -= 1;
             let fault = f.clone();
             if f.times == 0 {
                 s.faults.remove(i);
             }
-            Some(fault)
+            fault
         })
     };
     let (status, body, mut headers) = match &fault {
