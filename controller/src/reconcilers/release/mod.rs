@@ -126,7 +126,11 @@ pub async fn reconcile(ctx: &Ctx, cluster: &str) -> Result<Action, ReconcileErro
         Ok(f) => f,
         Err(e) => return feed_failed(ctx, cluster, &format!("cannot read the upstream feed: {e}")),
     };
-    let decision = crate::upstream::decide(&feed.releases, &current, &spec.policy, now);
+    let decision = if live.iter().all(Option::is_none) {
+        plan::install_decision(&feed.releases, &spec.policy, now)
+    } else {
+        crate::upstream::decide(&feed.releases, &current, &spec.policy, now)
+    };
     let mut status = c.status.clone();
     status.release = Some(decision.clone());
     let message = feed.update_check_error.as_deref().map_or_else(

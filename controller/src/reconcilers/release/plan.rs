@@ -29,6 +29,51 @@ pub fn fleet_version(live: &[Option<String>]) -> semver::Version {
         .unwrap_or_else(|| semver::Version::new(0, 0, 0))
 }
 
+/// A fleet with no release installed yet: install the held release if the policy pins one,
+/// else the newest release the channel allows. There is no upgrade path to respect and nothing
+/// to soak against, so it may start now. Pure.
+pub fn install_decision(
+    releases: &[vmctl_protocol::release::UpstreamRelease],
+    policy: &vmctl_protocol::release::ReleasePolicy,
+    now: Timestamp,
+) -> ReleaseDecision {
+    let stable = |r: &&vmctl_protocol::release::UpstreamRelease| {
+        !r.draft
+            && (policy.channel == vmctl_protocol::release::Channel::Prerelease || !r.prerelease)
+            && vmctl_protocol::release_ops::is_valid_tag(&r.tag)
+            && semver::Version::parse(r.tag.trim_start_matches('v')).is_ok_and(|v| {
+                policy.channel == vmctl_protocol::release::Channel::Prerelease || v.pre.is_empty()
+            })
+            && !policy.skip.contains(&r.tag)
+    };
+    let chosen = match &policy.hold {
+        Some(hold) => releases.iter().filter(stable).find(|r| &r.tag == hold),
+        None => releases
+            .iter()
+            .filter(stable)
+            .max_by_key(|r| semver::Version::parse(r.tag.trim_start_matches('v')).ok()),
+    };
+    match chosen {
+        Some(r) => ReleaseDecision {
+            current: "none".into(),
+            target: Some(r.tag.clone()),
+            security: r.security,
+            earliest_start: Some(now),
+            deadline: None,
+            reason: format!("no node runs Mastodon yet: installing {}", r.tag),
+        },
+        None => ReleaseDecision {
+            current: "none".into(),
+            target: None,
+            security: false,
+            earliest_start: None,
+            deadline: None,
+            reason: "no node runs Mastodon yet, and the feed has no release the policy allows"
+                .into(),
+        },
+    }
+}
+
 /// Decides, given the policy's decision, the rollouts so far and when the feed is read next.
 pub fn next(
     decision: &ReleaseDecision,
@@ -160,6 +205,36 @@ mod tests {
             next(&decision(None, 0), &[], &[], CHECK, at(1)),
             Next::Wait(CHECK, "r".into())
         );
+    }
+
+    #[test]
+    fn a_fresh_fleet_installs_the_held_or_newest_stable_release() {
+        let rel = |tag: &str, pre: bool| vmctl_protocol::release::UpstreamRelease {
+            tag: tag.into(),
+            name: tag.into(),
+            body: String::new(),
+            draft: false,
+            prerelease: pre,
+            published_at: at(0),
+            security: false,
+        };
+        let feed = [
+            rel("v4.3.0", false),
+            rel("v4.3.1", false),
+            rel("v4.4.0-rc.1", true),
+        ];
+        let mut policy = vmctl_protocol::release::ReleasePolicy::default();
+        assert_eq!(
+            install_decision(&feed, &policy, at(5)).target.as_deref(),
+            Some("v4.3.1")
+        );
+        policy.hold = Some("v4.3.0".into());
+        assert_eq!(
+            install_decision(&feed, &policy, at(5)).target.as_deref(),
+            Some("v4.3.0")
+        );
+        policy.hold = Some("v9.9.9".into());
+        assert_eq!(install_decision(&feed, &policy, at(5)).target, None);
     }
 
     #[test]
