@@ -296,7 +296,19 @@ fn queues<'p>(
             }
             None => {
                 *scheduler_at = Some((pool_name, q.span().start));
-                scheduler_pool_size(r, &item, q.span(), pool_name, nodes);
+                match pool.droplets.as_ref().and_then(|d| d.count.as_ref()) {
+                    // A managed pool's size is its droplet count.
+                    Some(count) if *count.get_ref() != 1 => r.at(
+                        q.span().start,
+                        &item,
+                        format!(
+                            "the pool that runs scheduler must have exactly 1 node; pool {pool_name:?} asks for {} droplets",
+                            count.get_ref()
+                        ),
+                    ),
+                    Some(_) => {}
+                    None => scheduler_pool_size(r, &item, q.span(), pool_name, nodes),
+                }
             }
         }
     }

@@ -31,9 +31,20 @@ pub struct CloudWorld {
 impl CloudWorld {
     /// Starts the simulator under `dir` with short action times.
     pub fn start(dir: &Path, authorized_key: &str) -> CloudWorld {
+        Self::start_with_stubs(dir, authorized_key, None)
+    }
+
+    /// As [`CloudWorld::start`], with droplets whose sessions find the Mastodon stubs (bundle,
+    /// yarn, rails, ...) in `stub_dir`.
+    pub fn start_with_stubs(
+        dir: &Path,
+        authorized_key: &str,
+        stub_dir: Option<PathBuf>,
+    ) -> CloudWorld {
         use std::os::unix::fs::OpenOptionsExt;
         let token = format!("e2e-{}", std::process::id());
         let mut config = CloudConfig::new(dir.join("cloud"), authorized_key, &token);
+        config.stub_dir = stub_dir;
         config.create_duration = Duration::from_millis(800);
         config.action_duration = Duration::from_millis(500);
         let sim = Simulator::start_blocking(config, "127.0.0.1:0".parse().unwrap())

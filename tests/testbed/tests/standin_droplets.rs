@@ -88,7 +88,7 @@ impl World {
     /// Starts `command` detached in release `tag`; returns its PID.
     fn spawn_in(&self, tag: &str, env: &str, command: &str) -> i32 {
         let out = self.run_ok(&format!(
-            "cd \"$VMCTL_ROOT/home/mastodon/releases/{tag}\" && \
+            "cd \"$VMCTL_ROOT/home/mastodon/releases/{tag}\" || exit 1; \
              {env} setsid {command} >>service.log 2>&1 </dev/null & echo $!"
         ));
         out.parse().unwrap()

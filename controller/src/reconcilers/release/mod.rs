@@ -148,7 +148,8 @@ pub async fn reconcile(ctx: &Ctx, cluster: &str) -> Result<Action, ReconcileErro
 
     let rollouts = ctx.store.list::<RolloutSpec>().map_err(store_err)?;
     let pairs: Vec<_> = rollouts.iter().map(|r| (&r.spec, &r.status)).collect();
-    match plan::next(&decision, &pairs, &[], spec.check_interval, now) {
+    let unready = fleet_unready(ctx, &pools)?;
+    match plan::next(&decision, &pairs, &[], unready, spec.check_interval, now) {
         plan::Next::Wait(d, _) => Ok(Action::Requeue(d)),
         plan::Next::Start(target) => {
             let commit = match upstream.tag_commit(&target).await {
@@ -204,6 +205,45 @@ pub async fn reconcile(ctx: &Ctx, cluster: &str) -> Result<Action, ReconcileErro
             Ok(Action::Requeue(spec.check_interval))
         }
     }
+}
+
+/// Why the fleet cannot take a rollout now, if it cannot: a managed pool below its count, a
+/// node unreachable, or a provision in flight.
+fn fleet_unready(
+    ctx: &Ctx,
+    pools: &[vmctl_protocol::resource::Stored<PoolSpec>],
+) -> Result<Option<String>, ReconcileError> {
+    let nodes = ctx.store.list::<NodeSpec>().map_err(store_err)?;
+    if nodes.is_empty() {
+        return Ok(Some("the fleet has no nodes yet".into()));
+    }
+    let provisions = ctx
+        .store
+        .list::<vmctl_protocol::provision::ProvisionSpec>()
+        .map_err(store_err)?;
+    if let Some(p) = provisions.iter().find(|p| !p.status.step.is_terminal()) {
+        return Ok(Some(format!("provision {} is in flight", p.metadata.name)));
+    }
+    for p in pools {
+        let members: Vec<_> = nodes
+            .iter()
+            .filter(|n| n.spec.pool == p.metadata.name)
+            .collect();
+        if let Some(t) = &p.spec.droplets {
+            if members.len() != t.count as usize {
+                return Ok(Some(format!(
+                    "pool {} has {}/{} nodes",
+                    p.metadata.name,
+                    members.len(),
+                    t.count
+                )));
+            }
+        }
+        if let Some(n) = members.iter().find(|n| !n.status.reachable) {
+            return Ok(Some(format!("node {} is unreachable", n.metadata.name)));
+        }
+    }
+    Ok(None)
 }
 
 fn feed_failed(ctx: &Ctx, cluster: &str, message: &str) -> Result<Action, ReconcileError> {

@@ -79,9 +79,15 @@ pub fn next(
     decision: &ReleaseDecision,
     rollouts: &[(&RolloutSpec, &RolloutStatus)],
     retried: &[String],
+    fleet_unready: Option<String>,
     check_interval: Duration,
     now: Timestamp,
 ) -> Next {
+    if let Some(why) = fleet_unready {
+        // A rollout needs every node: one missing or unreachable would be left on the old
+        // release (or fail the prepare). Wait for the pools to settle.
+        return Next::Wait(Duration::from_secs(2).min(check_interval), why);
+    }
     if let Some((spec, _)) = rollouts.iter().find(|(_, st)| !st.phase.is_terminal()) {
         return Next::Wait(
             check_interval,
@@ -161,10 +167,17 @@ mod tests {
     #[test]
     fn starts_once_the_soak_is_over_and_never_beside_another_rollout() {
         assert!(
-            matches!(next(&decision(Some("v4.3.1"), 100), &[], &[], CHECK, at(50)), Next::Wait(d, _) if d == Duration::from_secs(50))
+            matches!(next(&decision(Some("v4.3.1"), 100), &[], &[], None, CHECK, at(50)), Next::Wait(d, _) if d == Duration::from_secs(50))
         );
         assert_eq!(
-            next(&decision(Some("v4.3.1"), 100), &[], &[], CHECK, at(100)),
+            next(
+                &decision(Some("v4.3.1"), 100),
+                &[],
+                &[],
+                None,
+                CHECK,
+                at(100)
+            ),
             Next::Start("v4.3.1".into())
         );
         let busy = rollout("v4.3.1", RolloutPhase::Roll);
@@ -185,7 +198,7 @@ mod tests {
         let failed = rollout("v4.4.1", RolloutPhase::Reverted);
         let d = decision(Some("v4.4.1"), 0);
         assert!(
-            matches!(next(&d, &[(&failed.0, &failed.1)], &[], CHECK, at(1)), Next::Wait(_, m) if m.contains("retry"))
+            matches!(next(&d, &[(&failed.0, &failed.1)], &[], None, CHECK, at(1)), Next::Wait(_, m) if m.contains("retry"))
         );
         assert_eq!(
             next(
@@ -200,9 +213,17 @@ mod tests {
     }
 
     #[test]
+    fn an_unsettled_fleet_starts_nothing() {
+        assert!(matches!(
+            next(&decision(Some("v4.3.1"), 0), &[], &[], Some("web 1/2".into()), CHECK, at(1)),
+            Next::Wait(_, m) if m == "web 1/2"
+        ));
+    }
+
+    #[test]
     fn nothing_to_do_waits_for_the_next_check() {
         assert_eq!(
-            next(&decision(None, 0), &[], &[], CHECK, at(1)),
+            next(&decision(None, 0), &[], &[], None, CHECK, at(1)),
             Next::Wait(CHECK, "r".into())
         );
     }

@@ -120,6 +120,9 @@ pub fn plan(spec: &RolloutSpec, status: &RolloutStatus, obs: &Observed, now: Tim
                 .filter(|n| !status.prepared.contains(&n.name))
                 .map(|n| n.name.clone())
                 .collect();
+            if order.is_empty() {
+                return Action::Revert("no node runs Mastodon: nothing to roll out to".into());
+            }
             if todo.is_empty() {
                 return Action::Enter(RolloutPhase::PreMigrate);
             }
