@@ -24,6 +24,17 @@ fn cluster_toml(
     api: &str,
     hold: &str,
 ) -> std::path::PathBuf {
+    cluster_toml_with(world, key, upstream, api, hold, "15s")
+}
+
+fn cluster_toml_with(
+    world: &CloudWorld,
+    key: &Path,
+    upstream: &Upstream,
+    api: &str,
+    hold: &str,
+    healthy_deadline: &str,
+) -> std::path::PathBuf {
     let text = format!(
         r#"name = "e2e"
 probe_interval = "1s"
@@ -39,7 +50,7 @@ github_api = "{api}"
 check_interval = "1s"
 max_parallel = 1
 min_healthy_time = "1s"
-healthy_deadline = "15s"
+healthy_deadline = "{healthy_deadline}"
 progress_deadline = "120s"
 
 [release.policy]
@@ -89,6 +100,7 @@ root = "{root}"
         repo = upstream.path().display(),
         lb = world.lb,
         root = world.root_template(),
+        healthy_deadline = healthy_deadline,
     );
     let path = world.dir.join("cluster.toml");
     std::fs::write(&path, text).unwrap();
@@ -301,4 +313,193 @@ fn a_security_release_rolls_through_the_fleet_in_order_with_migrations_once() {
             .any(|e| e["reason"] == "SnapshotRequested" && e["kind"] == "rollout"),
         "snapshots refreshed"
     );
+}
+
+/// A fleet with every Mastodon node on `hold`, installed through a first rollout.
+fn installed(
+    tmp: &Path,
+    hold: &str,
+    healthy_deadline: &str,
+) -> (
+    CloudWorld,
+    Upstream,
+    vmctl_testbed::UpstreamServer,
+    std::path::PathBuf,
+    Vmctld,
+) {
+    let (key, pubkey) = generate_client_key(tmp).unwrap();
+    let stubs = stub_dir(&tmp.join("stubs"), &bin("vmctl-testbed")).unwrap();
+    let world = CloudWorld::start_with_stubs(tmp, &pubkey, Some(stubs));
+    let upstream = Upstream::create(&tmp.join("upstream")).unwrap();
+    let api = upstream.serve("127.0.0.1:0".parse().unwrap()).unwrap();
+    let args = world.vmctld_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let v = Vmctld::start(&tmp.join("data"), &bin("vmctl-agent"), &args);
+    let toml = cluster_toml_with(
+        &world,
+        &key,
+        &upstream,
+        api.base_url(),
+        hold,
+        healthy_deadline,
+    );
+    let out = v.vmctl(&["apply", "-f", toml.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "apply: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for(
+        &format!("{hold} installed everywhere"),
+        Duration::from_secs(150),
+        || {
+            let r = current_rollout(&v);
+            assert_ne!(r["status"]["phase"], "reverted", "install failed: {r}");
+            (r["spec"]["target"] == hold && r["status"]["phase"] == "done").then_some(())
+        },
+    );
+    wait_for(
+        "facts to show the release everywhere",
+        Duration::from_secs(20),
+        || {
+            v.status()
+                .nodes
+                .iter()
+                .all(|n| n.release.as_deref() == Some(hold))
+                .then_some(())
+        },
+    );
+    (world, upstream, api, key, v)
+}
+
+#[test]
+fn a_release_that_fails_health_is_reverted_and_not_retried() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (world, upstream, api, key, v) = installed(tmp.path(), "v4.4.0", "4s");
+    let toml = cluster_toml_with(&world, &key, &upstream, api.base_url(), "v4.4.1", "4s");
+    assert!(v
+        .vmctl(&["apply", "-f", toml.to_str().unwrap()])
+        .status
+        .success());
+    let r = wait_for(
+        "the v4.4.1 rollout to end",
+        Duration::from_secs(120),
+        || {
+            let r = current_rollout(&v);
+            (r["spec"]["target"] == "v4.4.1"
+                && (r["status"]["phase"] == "reverted" || r["status"]["phase"] == "done"))
+                .then_some(r)
+        },
+    );
+    assert_eq!(r["status"]["phase"], "reverted", "{r}");
+    let error = r["status"]["last_error"].as_str().unwrap();
+    assert!(error.contains("health"), "{error}");
+    let switched: Vec<&str> = r["status"]["switched"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let webs: Vec<&str> = switched
+        .iter()
+        .copied()
+        .filter(|n| n.contains("-web-"))
+        .collect();
+    assert_eq!(
+        webs.len(),
+        1,
+        "only the first web node was touched: {switched:?}"
+    );
+    assert!(
+        !switched.iter().any(|n| n.contains("streaming")),
+        "streaming never switched: {switched:?}"
+    );
+    wait_for("every node back on v4.4.0", Duration::from_secs(20), || {
+        v.status()
+            .nodes
+            .iter()
+            .all(|n| n.release.as_deref() == Some("v4.4.0"))
+            .then_some(())
+    });
+    wait_for(
+        "both web nodes back in the balancer",
+        Duration::from_secs(20),
+        || (world.lb_members().len() == 2).then_some(()),
+    );
+    assert!(
+        lb_health(&world).iter().all(|(_, ok)| *ok),
+        "the balancer holds only healthy web nodes"
+    );
+    assert!(v.events().iter().any(|e| e["reason"] == "RolloutFailed"));
+    // The failed release is not retried on the next feed checks.
+    let rollouts_before = v.vmctl(&["rollout", "status", "-o", "json"]);
+    std::thread::park_timeout(Duration::from_secs(4));
+    let after = current_rollout(&v);
+    assert_eq!(
+        after["metadata"]["name"],
+        serde_json::from_slice::<Value>(&rollouts_before.stdout).unwrap()["metadata"]["name"]
+    );
+    assert_eq!(after["status"]["phase"], "reverted");
+}
+
+#[test]
+fn a_controller_killed_at_random_points_of_rollouts_finishes_each_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (world, upstream, api, key, mut v) = installed(tmp.path(), "v4.3.0", "15s");
+    for seed in 1..=10u64 {
+        let tag = format!("v4.3.{}", seed + 1);
+        if upstream.tag_commit(&tag).unwrap().is_none() {
+            upstream.publish(&tag, "Fixes.", false, true).unwrap();
+        }
+        let toml = cluster_toml_with(&world, &key, &upstream, api.base_url(), &tag, "15s");
+        assert!(v
+            .vmctl(&["apply", "-f", toml.to_str().unwrap()])
+            .status
+            .success());
+        wait_for(
+            &format!("the {tag} rollout to start"),
+            Duration::from_secs(30),
+            || (current_rollout(&v)["spec"]["target"] == tag.as_str()).then_some(()),
+        );
+        // A pseudo-random kill point within the rollout, from the seed.
+        let delay = Duration::from_millis(seed.wrapping_mul(2_654_435_761) % 6_000);
+        std::thread::park_timeout(delay);
+        v.kill();
+        eprintln!("seed {seed}: killed vmctld {delay:?} into the {tag} rollout");
+        v.restart();
+        let r = wait_for(
+            &format!("{tag} to finish after the restart"),
+            Duration::from_secs(120),
+            || {
+                let r = current_rollout(&v);
+                assert_ne!(r["status"]["phase"], "reverted", "seed {seed}: {r}");
+                (r["spec"]["target"] == tag.as_str() && r["status"]["phase"] == "done").then_some(r)
+            },
+        );
+        assert_eq!(r["spec"]["target"], tag.as_str());
+        let calls = stub_calls(&world);
+        for pre in [true, false] {
+            let n = calls
+                .iter()
+                .filter(|(_, c)| {
+                    is_migrate(c, pre) && c["cwd"].as_str().is_some_and(|d| d.ends_with(&tag))
+                })
+                .count();
+            assert_eq!(
+                n,
+                1,
+                "seed {seed}: {} migrations ran exactly once",
+                if pre { "pre-deploy" } else { "post-deploy" }
+            );
+        }
+        wait_for(
+            "both web nodes in the balancer",
+            Duration::from_secs(20),
+            || (world.lb_members().len() == 2).then_some(()),
+        );
+        assert!(
+            lb_health(&world).iter().all(|(_, ok)| *ok),
+            "seed {seed}: every balancer member is healthy"
+        );
+    }
 }
