@@ -277,6 +277,19 @@ pub async fn reconcile(ctx: &Ctx, name: &str) -> Result<QueueAction, ReconcileEr
                 p.since = now;
             }
         }
+        Action::Regress(node) => {
+            event(
+                ctx,
+                name,
+                EventType::Warning,
+                "HealthCheckFailed",
+                &format!("{node} failed a health check while soaking; checking it again"),
+            );
+            if let Some(p) = st.batch.iter_mut().find(|p| p.node == node) {
+                p.step = NodeStep::Check;
+                p.since = now;
+            }
+        }
         Action::Promote(done) => {
             event(
                 ctx,

@@ -50,6 +50,8 @@ pub enum Action {
     Probe(Vec<String>),
     /// Record these nodes as done (soaked long enough and back in the balancer).
     Promote(Vec<String>),
+    /// A soaking node failed a check: back to `Check`, with its healthy deadline from now.
+    Regress(String),
     /// Move to a phase.
     Enter(RolloutPhase),
     /// Nothing to do now; look again after this long.
@@ -199,10 +201,9 @@ fn roll(
             ));
         }
         if p.step == NodeStep::Soak && obs.health.is_some() && !healthy(obs, &p.node) {
-            return Action::Revert(format!(
-                "{} failed its health checks during the {:?} soak",
-                p.node, spec.min_healthy_time
-            ));
+            // One failed check (a probe racing a reconnect) restarts the soak from `Check`;
+            // a node that stays unhealthy then fails at the healthy deadline.
+            return Action::Regress(p.node.clone());
         }
         if elapsed(Some(p.since), now) > spec.progress_deadline && p.step != NodeStep::Soak {
             return Action::Revert(format!(
