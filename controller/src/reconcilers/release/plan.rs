@@ -186,6 +186,7 @@ mod tests {
                 &decision(Some("v4.3.1"), 0),
                 &[(&busy.0, &busy.1)],
                 &[],
+                None,
                 CHECK,
                 at(1)
             ),
@@ -205,6 +206,7 @@ mod tests {
                 &d,
                 &[(&failed.0, &failed.1)],
                 &["v4.4.1".into()],
+                None,
                 CHECK,
                 at(1)
             ),
