@@ -85,6 +85,14 @@ async fn run(mut settings: Settings) -> anyhow::Result<()> {
             "          curl -X POST {}/_sim/droplets/<DROPLET id from status>/hang",
             w.api_url
         );
+        if let Some(dir) = &w.upstream_dir {
+            println!("  publish a Mastodon release and watch the fleet roll to it:");
+            println!(
+                "          vmctl-testbed publish --dir {} v4.4.2 [--security] [--broken]",
+                dir.display()
+            );
+            println!("          vmctl --socket {socket} release plan; vmctl --socket {socket} rollout status");
+        }
         println!("  Ctrl-C tears everything down.");
     }
     daemon::termination().await?;

@@ -45,6 +45,8 @@ pub struct DevWorld {
     pub token_file: PathBuf,
     /// The cluster document to apply.
     pub document: ClusterDocument,
+    /// The simulated upstream's folder (for `vmctl-testbed publish --dir`).
+    pub upstream_dir: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -53,6 +55,14 @@ struct World {
     token_file: PathBuf,
     #[serde(default)]
     load_balancers: BTreeMap<String, String>,
+    upstream: Option<WorldUpstream>,
+}
+
+#[derive(Deserialize)]
+struct WorldUpstream {
+    dir: PathBuf,
+    repo: PathBuf,
+    api: String,
 }
 
 /// Parses `web=2,streaming=1` into (pool, count) pairs.
@@ -82,6 +92,29 @@ fn role_of(pool: &str) -> Option<PoolRole> {
         "search" => PoolRole::Search,
         _ => return None,
     })
+}
+
+/// Dev mode's release settings: the simulated upstream, a fast pace, no soak, and v4.4.1 (the
+/// fixture whose web stand-in fails /health) skipped so the first install works; publish a tag
+/// to watch the fleet follow it.
+fn dev_release(repo: &Path, api: &str) -> vmctl_protocol::cluster::ReleaseSpec {
+    let mut policy = vmctl_protocol::release::ReleasePolicy {
+        soak: Duration::ZERO,
+        ..Default::default()
+    };
+    policy.skip.push("v4.4.1".into());
+    vmctl_protocol::cluster::ReleaseSpec {
+        repo_url: repo.display().to_string(),
+        github_api: api.to_string(),
+        github_repo: "mastodon/mastodon".into(),
+        update_check_url: None,
+        check_interval: Duration::from_secs(5),
+        policy,
+        max_parallel: 1,
+        min_healthy_time: Duration::from_secs(2),
+        healthy_deadline: Duration::from_secs(30),
+        progress_deadline: Duration::from_secs(300),
+    }
 }
 
 /// Builds the dev cluster document: every pool managed, created from the seed image. Pure.
@@ -188,7 +221,15 @@ impl DevWorld {
                 "--action-duration",
                 "2s",
             ])
-            .args(["--image", DEV_IMAGE, "--load-balancer", DEV_LB])
+            .args([
+                "--image",
+                DEV_IMAGE,
+                "--load-balancer",
+                DEV_LB,
+                "--stubs",
+                "--upstream",
+            ])
+            .arg(dev.join("upstream"))
             .arg("--dir")
             .arg(&cloud_dir)
             .arg("--authorized-key-file")
@@ -202,17 +243,21 @@ impl DevWorld {
         let world_path = cloud_dir.join("world.json");
         let world: World = serde_json::from_slice(&std::fs::read(&world_path)?)
             .with_context(|| format!("cannot read the testbed's {}", world_path.display()))?;
-        let document = document(
+        let mut document = document(
             &pools,
             &key,
             &cloud_dir,
             world.load_balancers.get(DEV_LB).map(String::as_str),
         );
+        if let Some(up) = &world.upstream {
+            document.cluster.release = Some(dev_release(&up.repo, &up.api));
+        }
         Ok(DevWorld {
             child,
             api_url: world.base_url,
             token_file: world.token_file,
             document,
+            upstream_dir: world.upstream.map(|u| u.dir),
         })
     }
 
