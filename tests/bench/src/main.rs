@@ -5,6 +5,7 @@
 
 mod fanout;
 mod heal;
+mod rollout;
 
 use std::process::ExitCode;
 
@@ -23,6 +24,8 @@ enum Bench {
     Fanout(fanout::Args),
     /// One droplet dies: time to notice it and to replace it from the snapshot.
     Heal(heal::Args),
+    /// Roll a fleet to a new release: time beyond the stand-ins' unavoidable waits.
+    Rollout(rollout::Args),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
     let result = match cli.bench {
         Bench::Fanout(args) => fanout::run(&args),
         Bench::Heal(args) => heal::run(&args),
+        Bench::Rollout(args) => rollout::run(&args),
     };
     match result {
         Ok(json) => {
