@@ -136,6 +136,7 @@ pub(crate) fn render(view: &StatusView, now: Timestamp) -> String {
         "REACHABLE",
         "AGENT",
         "RELEASE",
+        "PURITY",
         "LOAD",
         "MEM%",
         "DISK%",
@@ -152,6 +153,7 @@ pub(crate) fn render(view: &StatusView, now: Timestamp) -> String {
             if n.reachable { "yes" } else { "no" }.to_owned(),
             or_dash(n.agent_version.as_ref()),
             or_dash(n.release.as_ref()),
+            purity(&n.conditions),
             or_dash(n.load.map(|l| format!("{l:.2}"))),
             or_dash(n.memory_used_pct.map(|p| format!("{p:.0}"))),
             or_dash(n.disk_used_pct.map(|p| format!("{p:.0}"))),
@@ -161,6 +163,16 @@ pub(crate) fn render(view: &StatusView, now: Timestamp) -> String {
     }
     text.push_str(&output::render(&mut nodes));
     text
+}
+
+/// `pure` when the live tree is upstream's tag unmodified, the drift's reason when not, `-`
+/// when unknown.
+fn purity(conditions: &[vmctl_protocol::Condition]) -> String {
+    match vmctl_protocol::Condition::find(conditions, "CodePurity") {
+        Some(c) if c.status == vmctl_protocol::ConditionStatus::True => "pure".into(),
+        Some(c) => c.reason.clone(),
+        None => "-".into(),
+    }
 }
 
 #[cfg(test)]
@@ -290,6 +302,7 @@ mod tests {
                 "yes",
                 "0.1.0",
                 "v4.3.1",
+                "-",
                 "0.50",
                 "37",
                 "61",

@@ -240,6 +240,21 @@ fn a_security_release_rolls_through_the_fleet_in_order_with_migrations_once() {
         },
     );
 
+    wait_for(
+        "every node reports a pure v4.3.1 tree",
+        Duration::from_secs(20),
+        || {
+            v.status()
+                .nodes
+                .iter()
+                .all(|n| {
+                    n.conditions.iter().any(|c| {
+                        c.type_ == "CodePurity" && c.status == vmctl_protocol::ConditionStatus::True
+                    })
+                })
+                .then_some(())
+        },
+    );
     let calls = stub_calls(&world);
     let count = |pre| {
         calls

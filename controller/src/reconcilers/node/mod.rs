@@ -74,11 +74,19 @@ pub async fn reconcile(ctx: &Ctx, name: &str) -> Result<Action, ReconcileError> 
         _ => None,
     };
     let pinned = ctx.store.host_key(name).map_err(store_err)?;
+    let upstream_commits = ctx
+        .store
+        .list::<vmctl_protocol::rollout::RolloutSpec>()
+        .map_err(store_err)?
+        .into_iter()
+        .map(|r| (r.spec.target, r.spec.commit))
+        .collect();
     let observed = NodeObserved {
         generation: node.metadata.generation,
         connection,
         facts,
         host_key_fingerprint: pinned.map(|k| k.fingerprint),
+        upstream_commits,
     };
     let planned = plan::plan(name, &node.status, &observed, chrono::Utc::now());
     tracing::debug!(node = name, connection = ?observed.connection, "Node observed");

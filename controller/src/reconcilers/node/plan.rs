@@ -41,7 +41,12 @@ pub struct NodeObserved {
     pub facts: Option<Result<Facts, String>>,
     /// Fingerprint of the pinned host key, if one is pinned.
     pub host_key_fingerprint: Option<String>,
+    /// Upstream's commit for each release tag the controller knows (from its rollouts).
+    pub upstream_commits: std::collections::BTreeMap<String, String>,
 }
+
+/// Condition type: the live release is upstream's tag exactly, with a clean tree.
+pub const COND_CODE_PURITY: &str = "CodePurity";
 
 /// The plan's output.
 #[derive(Debug, Clone, PartialEq)]
@@ -203,8 +208,52 @@ pub fn plan(
     if let Some(Ok(facts)) = &observed.facts {
         status.facts = Some(facts.clone());
         status.last_seen = Some(now);
+        if let Some((pure, reason, message)) = purity(facts, &observed.upstream_commits) {
+            let cs = if pure {
+                ConditionStatus::True
+            } else {
+                ConditionStatus::False
+            };
+            let changed = Condition::upsert(
+                &mut status.conditions,
+                cond(COND_CODE_PURITY, cs, reason, &message, now),
+            );
+            if changed && !pure {
+                events.push(event(name, EventType::Warning, "CodeDrift", &message, now));
+            }
+        }
     }
     NodePlan { status, events }
+}
+
+/// Whether the live tree is exactly upstream's: `None` when there is no live release or git
+/// could not tell.
+fn purity(
+    facts: &Facts,
+    upstream: &std::collections::BTreeMap<String, String>,
+) -> Option<(bool, &'static str, String)> {
+    let m = &facts.mastodon;
+    let tag = m.live_release.as_ref()?;
+    if m.live_clean == Some(false) {
+        return Some((
+            false,
+            "DirtyTree",
+            format!("the live tree of {tag} has local changes"),
+        ));
+    }
+    match (m.live_commit.as_ref(), upstream.get(tag)) {
+        (Some(head), Some(want)) if head != want => Some((
+            false,
+            "CommitMismatch",
+            format!("live {tag} is at {head}, upstream's tag is at {want}"),
+        )),
+        (Some(_), Some(_)) if m.live_clean == Some(true) => Some((
+            true,
+            "UpstreamTag",
+            format!("live {tag} is upstream's commit, unmodified"),
+        )),
+        _ => None,
+    }
 }
 
 fn is_agent_reason(reason: &str) -> bool {
@@ -287,6 +336,7 @@ mod tests {
             connection,
             facts,
             host_key_fingerprint: Some("SHA256:x".into()),
+            upstream_commits: Default::default(),
         }
     }
 
@@ -457,5 +507,90 @@ mod tests {
         let c = Condition::find(&p.status.conditions, COND_AGENT_READY).unwrap();
         assert_eq!(c.status, ConditionStatus::False);
         assert_eq!(c.reason, "UploadFailed");
+    }
+}
+
+#[cfg(test)]
+mod purity_tests {
+    use std::collections::BTreeMap;
+
+    use vmctl_protocol::agent::{Capacity, MastodonInstall};
+
+    use super::*;
+
+    fn facts(commit: &str, clean: bool) -> Facts {
+        Facts {
+            hostname: "web-1".into(),
+            os_release: None,
+            kernel: "6".into(),
+            uptime_s: 1,
+            load: [0.0; 3],
+            memory: Capacity {
+                total_bytes: 1,
+                available_bytes: 1,
+            },
+            disk: Capacity {
+                total_bytes: 1,
+                available_bytes: 1,
+            },
+            mastodon: MastodonInstall {
+                live_release: Some("v4.3.1".into()),
+                releases: vec![],
+                live_commit: Some(commit.into()),
+                live_clean: Some(clean),
+            },
+            services: vec![],
+        }
+    }
+
+    #[test]
+    fn drift_is_a_condition_and_one_event() {
+        let upstream = BTreeMap::from([("v4.3.1".to_string(), "abc".to_string())]);
+        let now = chrono::DateTime::from_timestamp(1, 0).unwrap();
+        let obs = |f: Facts| NodeObserved {
+            generation: 1,
+            connection: Connection::Ready {
+                agent_version: "1".into(),
+                agent_sha256: "x".into(),
+            },
+            facts: Some(Ok(f)),
+            host_key_fingerprint: None,
+            upstream_commits: upstream.clone(),
+        };
+        let pure = plan(
+            "web-1",
+            &NodeStatus::default(),
+            &obs(facts("abc", true)),
+            now,
+        );
+        assert!(Condition::is_true(
+            &pure.status.conditions,
+            COND_CODE_PURITY
+        ));
+        let dirty = plan("web-1", &pure.status, &obs(facts("abc", false)), now);
+        assert_eq!(
+            Condition::find(&dirty.status.conditions, COND_CODE_PURITY)
+                .unwrap()
+                .reason,
+            "DirtyTree"
+        );
+        assert!(dirty.events.iter().any(|e| e.reason == "CodeDrift"));
+        let again = plan("web-1", &dirty.status, &obs(facts("abc", false)), now);
+        assert!(
+            !again.events.iter().any(|e| e.reason == "CodeDrift"),
+            "one event per drift"
+        );
+        let other = plan(
+            "web-1",
+            &NodeStatus::default(),
+            &obs(facts("def", true)),
+            now,
+        );
+        assert_eq!(
+            Condition::find(&other.status.conditions, COND_CODE_PURITY)
+                .unwrap()
+                .reason,
+            "CommitMismatch"
+        );
     }
 }

@@ -107,6 +107,12 @@ pub fn tree(tag: &str, version: &Version, health_ok: bool) -> Vec<TreeFile> {
     let ruby = ruby_version(version);
     vec![
         file("VERSION", format!("{tag}\n")),
+        // As upstream's: what installs and builds write stays out of `git status`, so a
+        // prepared release still reads as a clean tree (code purity).
+        file(
+            ".gitignore",
+            "/node_modules/\n/public/packs/\n/public/assets/\n/.bundle/\n/vendor/bundle/\n/log/\n/tmp/\n".into(),
+        ),
         file(".ruby-version", format!("{ruby}\n")),
         file(".nvmrc", "20\n".into()),
         file(
