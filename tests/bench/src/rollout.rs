@@ -218,6 +218,22 @@ async fn run_async(args: &Args) -> anyhow::Result<serde_json::Value> {
     let total = (r.status.phase_since.context("finish time")? - r.metadata.created_at)
         .num_milliseconds() as f64
         / 1000.0;
+    if std::env::var_os("VMCTL_BENCH_TRACE").is_some() {
+        eprintln!("{} created", r.metadata.created_at.format("%H:%M:%S%.3f"));
+        for e in store
+            .events(2000)?
+            .into_iter()
+            .rev()
+            .filter(|e| e.kind == "rollout" && e.name == r.metadata.name)
+        {
+            eprintln!(
+                "{} {} {}",
+                e.time.format("%H:%M:%S%.3f"),
+                e.reason,
+                e.message
+            );
+        }
+    }
     let batches = batch_count(args, &pools(args, &root, &lb));
     // Prepare (slowest node) + pre- and post-deploy migrations + one service start per batch,
     // each a stub call, plus the soak per batch.

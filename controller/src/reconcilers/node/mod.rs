@@ -91,6 +91,10 @@ pub async fn reconcile(ctx: &Ctx, name: &str) -> Result<Action, ReconcileError> 
     let planned = plan::plan(name, &node.status, &observed, chrono::Utc::now());
     tracing::debug!(node = name, connection = ?observed.connection, "Node observed");
     if planned.status != node.status {
+        // Load and uptime change on every probe; the pool only cares about reachability,
+        // conditions and the live release. Waking it on every probe would cost a balancer
+        // lookup per node per probe interval against DigitalOcean's request budget.
+        let pool_cares = plan::pool_relevant_change(&node.status, &planned.status);
         match ctx.store.put_status::<NodeSpec>(
             name,
             planned.status,
@@ -101,10 +105,12 @@ pub async fn reconcile(ctx: &Ctx, name: &str) -> Result<Action, ReconcileError> 
             Err(vmctl_state::StoreError::NotFound { .. }) => return Ok(Action::AwaitChange),
             Err(e) => return Err(store_err(e)),
         }
-        ctx.queue.enqueue(
-            ObjectKey::new(PoolSpec::KIND, &node.spec.pool),
-            "node status changed",
-        );
+        if pool_cares {
+            ctx.queue.enqueue(
+                ObjectKey::new(PoolSpec::KIND, &node.spec.pool),
+                "node status changed",
+            );
+        }
     }
     for e in planned.events {
         ctx.store.append_event(e).map_err(store_err)?;

@@ -226,6 +226,19 @@ pub fn plan(
     NodePlan { status, events }
 }
 
+/// Whether a status change matters to the node's pool (reachability, conditions, the live
+/// release), as opposed to facts that move on every probe (load, uptime, memory).
+pub fn pool_relevant_change(old: &NodeStatus, new: &NodeStatus) -> bool {
+    let release = |s: &NodeStatus| {
+        s.facts
+            .as_ref()
+            .and_then(|f| f.mastodon.live_release.clone())
+    };
+    old.reachable != new.reachable
+        || old.conditions != new.conditions
+        || release(old) != release(new)
+}
+
 /// Whether the live tree is exactly upstream's: `None` when there is no live release or git
 /// could not tell.
 fn purity(
@@ -507,6 +520,24 @@ mod tests {
         let c = Condition::find(&p.status.conditions, COND_AGENT_READY).unwrap();
         assert_eq!(c.status, ConditionStatus::False);
         assert_eq!(c.reason, "UploadFailed");
+    }
+}
+
+#[cfg(test)]
+mod pool_wake_tests {
+    use super::*;
+
+    #[test]
+    fn load_changes_do_not_wake_the_pool_but_reachability_does() {
+        let a = NodeStatus {
+            reachable: true,
+            ..Default::default()
+        };
+        let mut b = a.clone();
+        b.last_seen = chrono::DateTime::from_timestamp(5, 0);
+        assert!(!pool_relevant_change(&a, &b));
+        b.reachable = false;
+        assert!(pool_relevant_change(&a, &b));
     }
 }
 
