@@ -286,3 +286,23 @@ mod tests {
         );
     }
 }
+
+/// An operator's word on releases, kept per cluster beside the spec: approvals of new major
+/// versions, retries of failed releases, and releases withdrawn by `vmctl rollout undo`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ReleaseOverrides {
+    /// Tags approved with `vmctl release approve` (added to the policy's `approved`).
+    #[serde(default)]
+    pub approved: Vec<String>,
+    /// Failed tags an operator asked to try again (`vmctl release retry`).
+    #[serde(default)]
+    pub retried: Vec<String>,
+    /// Tags rolled back with `vmctl rollout undo`; treated like failed ones until retried.
+    #[serde(default)]
+    pub withdrawn: Vec<String>,
+}
+
+impl crate::resource::Resource for ReleaseOverrides {
+    const KIND: &'static str = "release_overrides";
+    type Status = ();
+}

@@ -4,6 +4,7 @@
 
 mod auth;
 mod error;
+mod release_cmds;
 mod rollouts;
 mod routes;
 mod serve;

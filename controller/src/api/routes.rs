@@ -44,6 +44,8 @@ pub(super) fn router(state: ApiState) -> Router {
         )
         .route("/v1/rollouts/current", get(super::rollouts::current))
         .route("/v1/release/plan", get(super::rollouts::release_plan))
+        .route("/v1/release/{verb}/{tag}", post(super::release_cmds::word))
+        .route("/v1/rollouts/undo", post(super::release_cmds::undo))
         .route(
             "/v1/rollouts/{name}",
             get(one::<vmctl_protocol::rollout::RolloutSpec>),

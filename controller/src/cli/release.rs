@@ -28,6 +28,16 @@ pub enum ReleaseCommand {
     /// Show the next release, its earliest start, its deadline and why (or a what-if with
     /// --feed).
     Plan(PlanArgs),
+    /// Allow a new major version (e.g. v5.0.0) to roll out.
+    Approve {
+        /// The release tag.
+        tag: String,
+    },
+    /// Try a release again that failed or was undone.
+    Retry {
+        /// The release tag.
+        tag: String,
+    },
 }
 
 /// `vmctl release plan` flags.
@@ -75,7 +85,28 @@ pub(crate) async fn run(
     format: OutputFormat,
     command: &ReleaseCommand,
 ) -> Result<(), CliError> {
-    let ReleaseCommand::Plan(args) = command;
+    let args = match command {
+        ReleaseCommand::Plan(args) => args,
+        ReleaseCommand::Approve { tag } | ReleaseCommand::Retry { tag } => {
+            let verb = if matches!(command, ReleaseCommand::Approve { .. }) {
+                "approve"
+            } else {
+                "retry"
+            };
+            if !vmctl_protocol::release_ops::is_valid_tag(tag) {
+                return Err(CliError::BadName {
+                    kind: "release",
+                    reason: format!("{tag:?} is not a release tag (vX.Y.Z)"),
+                });
+            }
+            client
+                .post_empty(&format!("/v1/release/{verb}/{tag}"))
+                .await?;
+            use std::io::Write as _;
+            writeln!(std::io::stdout().lock(), "release {tag}: {verb} recorded")?;
+            return Ok(());
+        }
+    };
     let decision = match (&args.feed, &args.current) {
         (Some(feed), Some(current)) => what_if(feed, current, args)?,
         _ => from_controller(client).await?,

@@ -29,6 +29,9 @@ pub enum RolloutCommand {
         /// Rollout name (default: the one in flight).
         name: Option<String>,
     },
+    /// Roll the fleet back to the release before the last rollout; that release is then
+    /// withdrawn until `vmctl release retry`.
+    Undo,
 }
 
 /// Runs a `rollout` subcommand.
@@ -40,12 +43,20 @@ pub(crate) async fn run(
     format: OutputFormat,
     command: &RolloutCommand,
 ) -> Result<(), CliError> {
+    if matches!(command, RolloutCommand::Undo) {
+        let started: vmctl_protocol::api::SnapshotRequested = client
+            .post_json("/v1/rollouts/undo", &serde_json::json!({}))
+            .await?;
+        writeln!(std::io::stdout().lock(), "rollout {} started", started.name)?;
+        return Ok(());
+    }
     let current: Option<Stored<RolloutSpec>> = client.get_json("/v1/rollouts/current").await?;
     let (verb, name) = match command {
         RolloutCommand::Status => return print(format, current.as_ref()),
         RolloutCommand::Pause { name } => ("pause", name),
         RolloutCommand::Resume { name } => ("resume", name),
         RolloutCommand::Abort { name } => ("abort", name),
+        RolloutCommand::Undo => unreachable!("handled above"),
     };
     let name = match (name, &current) {
         (Some(n), _) => n.clone(),

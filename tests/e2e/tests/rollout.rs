@@ -328,6 +328,33 @@ fn a_security_release_rolls_through_the_fleet_in_order_with_migrations_once() {
             .any(|e| e["reason"] == "SnapshotRequested" && e["kind"] == "rollout"),
         "snapshots refreshed"
     );
+
+    // Undo: back to v4.3.0, and v4.3.1 stays withdrawn until an operator retries it.
+    let out = v.vmctl(&["rollout", "undo"]);
+    assert!(
+        out.status.success(),
+        "undo: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for("the fleet back on v4.3.0", Duration::from_secs(120), || {
+        let r = current_rollout(&v);
+        (r["spec"]["target"] == "v4.3.0" && r["status"]["phase"] == "done").then_some(())
+    });
+    std::thread::park_timeout(Duration::from_secs(3));
+    assert_eq!(
+        current_rollout(&v)["spec"]["target"],
+        "v4.3.0",
+        "a withdrawn release is not rolled out again"
+    );
+    assert!(v.vmctl(&["release", "retry", "v4.3.1"]).status.success());
+    wait_for(
+        "v4.3.1 again after the retry",
+        Duration::from_secs(120),
+        || {
+            let r = current_rollout(&v);
+            (r["spec"]["target"] == "v4.3.1" && r["status"]["phase"] == "done").then_some(())
+        },
+    );
 }
 
 /// A fleet with every Mastodon node on `hold`, installed through a first rollout.

@@ -15,6 +15,7 @@ use vmctl_protocol::{
     meta::{Condition, ConditionStatus},
     node::NodeSpec,
     pool::{PoolRole, PoolSpec},
+    release::ReleaseOverrides,
     rollout::RolloutSpec,
     Resource,
 };
@@ -119,6 +120,14 @@ pub async fn reconcile(ctx: &Ctx, cluster: &str) -> Result<Action, ReconcileErro
         .map(|n| n.status.facts.and_then(|f| f.mastodon.live_release))
         .collect();
     let current = plan::fleet_version(&live);
+    let overrides = ctx
+        .store
+        .get::<ReleaseOverrides>(cluster)
+        .map_err(store_err)?
+        .map(|o| o.spec)
+        .unwrap_or_default();
+    let mut policy = spec.policy.clone();
+    policy.approved.extend(overrides.approved.iter().cloned());
     let feed = match upstream.releases(&current).await {
         Ok(f) if f.releases.is_empty() => {
             return feed_failed(ctx, cluster, "the upstream feed lists no releases")
@@ -127,9 +136,9 @@ pub async fn reconcile(ctx: &Ctx, cluster: &str) -> Result<Action, ReconcileErro
         Err(e) => return feed_failed(ctx, cluster, &format!("cannot read the upstream feed: {e}")),
     };
     let decision = if live.iter().all(Option::is_none) {
-        plan::install_decision(&feed.releases, &spec.policy, now)
+        plan::install_decision(&feed.releases, &policy, now)
     } else {
-        crate::upstream::decide(&feed.releases, &current, &spec.policy, now)
+        crate::upstream::decide(&feed.releases, &current, &policy, now)
     };
     let mut status = c.status.clone();
     status.release = Some(decision.clone());
@@ -149,7 +158,15 @@ pub async fn reconcile(ctx: &Ctx, cluster: &str) -> Result<Action, ReconcileErro
     let rollouts = ctx.store.list::<RolloutSpec>().map_err(store_err)?;
     let pairs: Vec<_> = rollouts.iter().map(|r| (&r.spec, &r.status)).collect();
     let unready = fleet_unready(ctx, &pools)?;
-    match plan::next(&decision, &pairs, &[], unready, spec.check_interval, now) {
+    match plan::next(
+        &decision,
+        &pairs,
+        &overrides.retried,
+        &overrides.withdrawn,
+        unready,
+        spec.check_interval,
+        now,
+    ) {
         plan::Next::Wait(d, _) => Ok(Action::Requeue(d)),
         plan::Next::Start(target) => {
             let commit = match upstream.tag_commit(&target).await {

@@ -79,6 +79,7 @@ pub fn next(
     decision: &ReleaseDecision,
     rollouts: &[(&RolloutSpec, &RolloutStatus)],
     retried: &[String],
+    withdrawn: &[String],
     fleet_unready: Option<String>,
     check_interval: Duration,
     now: Timestamp,
@@ -97,9 +98,11 @@ pub fn next(
     let Some(target) = &decision.target else {
         return Next::Wait(check_interval, decision.reason.clone());
     };
-    let failed = rollouts.iter().any(|(spec, st)| {
-        &spec.target == target && matches!(st.phase, RolloutPhase::Reverted | RolloutPhase::Halted)
-    });
+    let failed = withdrawn.contains(target)
+        || rollouts.iter().any(|(spec, st)| {
+            &spec.target == target
+                && matches!(st.phase, RolloutPhase::Reverted | RolloutPhase::Halted)
+        });
     if failed && !retried.contains(target) {
         return Next::Wait(
             check_interval,
@@ -167,11 +170,12 @@ mod tests {
     #[test]
     fn starts_once_the_soak_is_over_and_never_beside_another_rollout() {
         assert!(
-            matches!(next(&decision(Some("v4.3.1"), 100), &[], &[], None, CHECK, at(50)), Next::Wait(d, _) if d == Duration::from_secs(50))
+            matches!(next(&decision(Some("v4.3.1"), 100), &[], &[], &[], None, CHECK, at(50)), Next::Wait(d, _) if d == Duration::from_secs(50))
         );
         assert_eq!(
             next(
                 &decision(Some("v4.3.1"), 100),
+                &[],
                 &[],
                 &[],
                 None,
@@ -186,6 +190,7 @@ mod tests {
                 &decision(Some("v4.3.1"), 0),
                 &[(&busy.0, &busy.1)],
                 &[],
+                &[],
                 None,
                 CHECK,
                 at(1)
@@ -199,13 +204,14 @@ mod tests {
         let failed = rollout("v4.4.1", RolloutPhase::Reverted);
         let d = decision(Some("v4.4.1"), 0);
         assert!(
-            matches!(next(&d, &[(&failed.0, &failed.1)], &[], None, CHECK, at(1)), Next::Wait(_, m) if m.contains("retry"))
+            matches!(next(&d, &[(&failed.0, &failed.1)], &[], &[], None, CHECK, at(1)), Next::Wait(_, m) if m.contains("retry"))
         );
         assert_eq!(
             next(
                 &d,
                 &[(&failed.0, &failed.1)],
                 &["v4.4.1".into()],
+                &[],
                 None,
                 CHECK,
                 at(1)
@@ -217,15 +223,36 @@ mod tests {
     #[test]
     fn an_unsettled_fleet_starts_nothing() {
         assert!(matches!(
-            next(&decision(Some("v4.3.1"), 0), &[], &[], Some("web 1/2".into()), CHECK, at(1)),
+            next(&decision(Some("v4.3.1"), 0), &[], &[], &[], Some("web 1/2".into()), CHECK, at(1)),
             Next::Wait(_, m) if m == "web 1/2"
         ));
     }
 
     #[test]
+    fn a_withdrawn_release_waits_like_a_failed_one() {
+        let d = decision(Some("v4.3.1"), 0);
+        assert!(matches!(
+            next(&d, &[], &[], &["v4.3.1".into()], None, CHECK, at(1)),
+            Next::Wait(..)
+        ));
+        assert_eq!(
+            next(
+                &d,
+                &[],
+                &["v4.3.1".into()],
+                &["v4.3.1".into()],
+                None,
+                CHECK,
+                at(1)
+            ),
+            Next::Start("v4.3.1".into())
+        );
+    }
+
+    #[test]
     fn nothing_to_do_waits_for_the_next_check() {
         assert_eq!(
-            next(&decision(None, 0), &[], &[], None, CHECK, at(1)),
+            next(&decision(None, 0), &[], &[], &[], None, CHECK, at(1)),
             Next::Wait(CHECK, "r".into())
         );
     }
