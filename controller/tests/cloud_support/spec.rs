@@ -7,8 +7,19 @@ use serde_json::Value;
 
 pub const SPEC_PATH: &str = "/work/shared/reference/digitalocean-openapi.v2.json";
 
+/// `shared/reference/` beside the repository, found by walking up from this crate; else
+/// [`SPEC_PATH`].
+pub fn spec_path() -> std::path::PathBuf {
+    let rel = std::path::Path::new("shared/reference/digitalocean-openapi.v2.json");
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|dir| dir.join(rel))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| std::path::PathBuf::from(SPEC_PATH))
+}
+
 pub fn load() -> Value {
-    let text = std::fs::read_to_string(SPEC_PATH).expect("the DigitalOcean spec is readable");
+    let text = std::fs::read_to_string(spec_path()).expect("the DigitalOcean spec is readable");
     serde_json::from_str(&text).expect("the DigitalOcean spec is JSON")
 }
 

@@ -16,6 +16,17 @@ use serde_json::Value;
 /// Where the bundled spec lives on the machines this project is built on.
 pub const SPEC_PATH: &str = "/work/shared/reference/digitalocean-openapi.v2.json";
 
+/// Where the bundled spec is: `shared/reference/` beside the repository (CI clones the project
+/// with `shared/` next to it), found by walking up from this crate; else [`SPEC_PATH`].
+pub fn spec_path() -> std::path::PathBuf {
+    let rel = std::path::Path::new("shared/reference/digitalocean-openapi.v2.json");
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|dir| dir.join(rel))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| std::path::PathBuf::from(SPEC_PATH))
+}
+
 /// How deep schemas are followed; the spec's recursive parts stop here.
 const MAX_DEPTH: usize = 48;
 

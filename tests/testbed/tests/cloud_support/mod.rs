@@ -6,13 +6,12 @@
 
 use std::future::Future;
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use vmctl_testbed::cloud::spec_check::{Spec, SPEC_PATH};
+use vmctl_testbed::cloud::spec_check::{spec_path, Spec};
 use vmctl_testbed::cloud::{CloudConfig, Simulator};
 use vmctl_testbed::generate_client_key;
 
@@ -23,9 +22,11 @@ pub const ACTIVE_DEADLINE: Duration = Duration::from_secs(30);
 /// The spec, parsed once per test binary (it is 3 MB).
 pub fn spec() -> Arc<Spec> {
     static SPEC: OnceLock<Arc<Spec>> = OnceLock::new();
-    Arc::clone(SPEC.get_or_init(|| {
-        Arc::new(Spec::load(Path::new(SPEC_PATH)).expect("loading the DigitalOcean spec"))
-    }))
+    Arc::clone(
+        SPEC.get_or_init(|| {
+            Arc::new(Spec::load(&spec_path()).expect("loading the DigitalOcean spec"))
+        }),
+    )
 }
 
 /// A simulator in a temp folder and a client for it.
