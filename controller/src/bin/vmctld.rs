@@ -8,6 +8,7 @@ fn main() -> std::process::ExitCode {
     let mut settings = Settings::parse();
     // The only environment read besides RUST_LOG: the token, so it never sits in argv.
     settings.do_token_env = std::env::var("DIGITALOCEAN_TOKEN").ok();
+    settings.github_token_env = std::env::var("GITHUB_TOKEN").ok();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

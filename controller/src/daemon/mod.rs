@@ -71,7 +71,7 @@ pub async fn start(settings: &Settings, data: &Path) -> anyhow::Result<Controlle
         agent,
         cloud,
         droplets: Default::default(),
-        upstream: Default::default(),
+        upstream: reconcilers::release::UpstreamSlot::with_token(github_token(settings)?),
     });
     let mut tasks = Vec::new();
 
@@ -167,6 +167,23 @@ impl Controller {
         // Let the background fleet shutdown close its sessions before the runtime goes away.
         tokio::task::yield_now().await;
         let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+/// The optional GitHub token: `--github-token-file`, else `GITHUB_TOKEN`.
+fn github_token(settings: &Settings) -> anyhow::Result<Option<crate::upstream::GithubToken>> {
+    let text = match &settings.github_token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the GitHub token file {}", path.display()))?,
+        ),
+        None => settings.github_token_env.clone(),
+    };
+    match text {
+        None => Ok(None),
+        Some(t) => crate::upstream::GithubToken::new(&t)
+            .map(Some)
+            .ok_or_else(|| anyhow::anyhow!("the GitHub token is empty or malformed")),
     }
 }
 

@@ -40,6 +40,13 @@ pub struct Settings {
     /// The DigitalOcean token from the environment; set by `main`, never a flag.
     #[arg(skip)]
     pub do_token_env: Option<String>,
+    /// File holding a GitHub token for the releases feed (else GITHUB_TOKEN); optional, it only
+    /// raises GitHub's rate limit.
+    #[arg(long, value_name = "FILE")]
+    pub github_token_file: Option<PathBuf>,
+    /// The GitHub token from the environment; set by `main`, never a flag.
+    #[arg(skip)]
+    pub github_token_env: Option<String>,
     /// Dev mode: start the simulated world (vmctl-testbed) with a default fleet and run
     /// against it.
     #[arg(long)]

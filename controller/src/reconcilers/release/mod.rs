@@ -37,9 +37,18 @@ const FEED_RETRY: Duration = Duration::from_secs(60);
 #[derive(Default)]
 pub struct UpstreamSlot {
     current: Mutex<Option<(String, Arc<dyn ReleaseSource>)>>,
+    token: Option<crate::upstream::GithubToken>,
 }
 
 impl UpstreamSlot {
+    /// A slot whose GitHub client sends `token` (never logged).
+    pub fn with_token(token: Option<crate::upstream::GithubToken>) -> Self {
+        UpstreamSlot {
+            current: Mutex::new(None),
+            token,
+        }
+    }
+
     fn get(&self, spec: &ReleaseSpec) -> Result<Arc<dyn ReleaseSource>, String> {
         let key = format!(
             "{}|{}|{:?}",
@@ -59,6 +68,7 @@ impl UpstreamSlot {
             base_url: spec.github_api.clone(),
             owner: owner.into(),
             repo: repo.into(),
+            token: self.token.clone(),
             ..GithubConfig::default()
         })
         .map_err(|e| e.to_string())?;
