@@ -9,7 +9,7 @@ use std::{
 use tokio::sync::mpsc;
 use vmctl_protocol::{
     cluster::{ClusterSpec, ClusterStatus},
-    event::{Event, EventType},
+    event::EventType,
     meta::{Condition, ConditionStatus},
     node::{NodeSpec, PinnedHostKey},
     Resource,
@@ -263,18 +263,8 @@ fn append(
     reason: &str,
     message: &str,
 ) -> Result<(), ReconcileError> {
-    ctx.store
-        .append_event(Event {
-            seq: 0,
-            time: chrono::Utc::now(),
-            type_,
-            kind: ClusterSpec::KIND.into(),
-            name: name.into(),
-            reason: reason.into(),
-            message: message.into(),
-        })
-        .map(|_| ())
-        .map_err(store_err)
+    super::record::<ClusterSpec>(ctx, name, type_, reason, message);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -103,6 +103,29 @@ pub fn current_fleet(ctx: &Ctx) -> Option<Fleet> {
     ctx.fleet.current()
 }
 
+/// Appends an event about the `R` object `name`. A failure to record is logged, not returned:
+/// the step the event describes has already happened, and retrying it to log it would be worse.
+pub fn record<R: Resource>(
+    ctx: &Ctx,
+    name: &str,
+    type_: vmctl_protocol::event::EventType,
+    reason: &str,
+    message: &str,
+) {
+    let e = vmctl_protocol::event::Event {
+        seq: 0,
+        time: chrono::Utc::now(),
+        type_,
+        kind: R::KIND.into(),
+        name: name.into(),
+        reason: reason.into(),
+        message: message.into(),
+    };
+    if let Err(err) = ctx.store.append_event(e) {
+        tracing::warn!(kind = R::KIND, name, error = %err, "Cannot append an event");
+    }
+}
+
 /// Wraps a store error for the queue.
 pub(crate) fn store_err(e: vmctl_state::StoreError) -> ReconcileError {
     anyhow::Error::from(e).into()

@@ -10,7 +10,7 @@ use std::{
 
 use vmctl_protocol::{
     cluster::ClusterSpec,
-    event::{Event, EventType},
+    event::EventType,
     meta::{Condition, ConditionStatus},
     node::NodeSpec,
     pool::{DropletTemplate, PoolSpec, PoolStatus},
@@ -606,16 +606,5 @@ fn write(ctx: &Ctx, pool: &Stored<PoolSpec>, status: PoolStatus) -> Result<(), R
 }
 
 fn event(ctx: &Ctx, pool: &str, type_: EventType, reason: &str, message: &str) {
-    let e = Event {
-        seq: 0,
-        time: chrono::Utc::now(),
-        type_,
-        kind: PoolSpec::KIND.into(),
-        name: pool.into(),
-        reason: reason.into(),
-        message: message.into(),
-    };
-    if let Err(err) = ctx.store.append_event(e) {
-        tracing::warn!(error = %err, "Cannot append a pool event");
-    }
+    crate::reconcilers::record::<PoolSpec>(ctx, pool, type_, reason, message);
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use vmctl_protocol::{
     cluster::ClusterSpec,
-    event::{Event, EventType},
+    event::EventType,
     node::NodeSpec,
     pool::PoolSpec,
     provision::{ProvisionReason, ProvisionSpec, ProvisionStatus, ProvisionStep},
@@ -316,18 +316,8 @@ fn record(
     reason: &str,
     message: &str,
 ) -> Result<(), ReconcileError> {
-    ctx.store
-        .append_event(Event {
-            seq: 0,
-            time: chrono::Utc::now(),
-            type_,
-            kind: ProvisionSpec::KIND.into(),
-            name: p.metadata.name.clone(),
-            reason: reason.into(),
-            message: message.into(),
-        })
-        .map(|_| ())
-        .map_err(store_err)
+    super::record::<ProvisionSpec>(ctx, &p.metadata.name, type_, reason, message);
+    Ok(())
 }
 
 /// Maps a cloud error to the queue's retry policy.

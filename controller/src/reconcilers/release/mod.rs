@@ -11,7 +11,7 @@ use std::{
 
 use vmctl_protocol::{
     cluster::{ClusterSpec, ReleaseSpec},
-    event::{Event, EventType},
+    event::EventType,
     meta::{Condition, ConditionStatus},
     node::NodeSpec,
     pool::{PoolRole, PoolSpec},
@@ -317,16 +317,5 @@ fn set_feed_condition(
 }
 
 fn event(ctx: &Ctx, cluster: &str, type_: EventType, reason: &str, message: &str) {
-    let e = Event {
-        seq: 0,
-        time: chrono::Utc::now(),
-        type_,
-        kind: ClusterSpec::KIND.into(),
-        name: cluster.into(),
-        reason: reason.into(),
-        message: message.into(),
-    };
-    if let Err(err) = ctx.store.append_event(e) {
-        tracing::warn!(error = %err, "Cannot append a release event");
-    }
+    super::record::<ClusterSpec>(ctx, cluster, type_, reason, message);
 }

@@ -11,13 +11,12 @@ use futures::future::join_all;
 use serde::de::DeserializeOwned;
 use vmctl_protocol::{
     agent::Op,
-    event::{Event, EventType},
+    event::EventType,
     node::NodeSpec,
     pool::{PoolRole, PoolSpec},
     release_ops::{self as ops, MigratePhase, ProbeCheck, ServiceAction},
     resource::Stored,
     rollout::{NodeStep, RolloutPhase, RolloutSpec, RolloutStatus},
-    Resource,
 };
 use vmctl_state::Precondition;
 
@@ -583,16 +582,5 @@ async fn finish(ctx: &Ctx, fleet: &Fleet, infos: &[NodeInfo], r: &Stored<Rollout
 }
 
 fn event(ctx: &Ctx, name: &str, type_: EventType, reason: &str, message: &str) {
-    let e = Event {
-        seq: 0,
-        time: chrono::Utc::now(),
-        type_,
-        kind: RolloutSpec::KIND.into(),
-        name: name.into(),
-        reason: reason.into(),
-        message: message.into(),
-    };
-    if let Err(err) = ctx.store.append_event(e) {
-        tracing::warn!(error = %err, "Cannot append a rollout event");
-    }
+    super::record::<RolloutSpec>(ctx, name, type_, reason, message);
 }

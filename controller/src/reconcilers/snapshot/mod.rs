@@ -8,7 +8,7 @@ use std::{collections::BTreeSet, time::Duration};
 
 use vmctl_protocol::{
     cluster::ClusterSpec,
-    event::{Event, EventType},
+    event::EventType,
     node::NodeSpec,
     pool::PoolSpec,
     provision::ProvisionSpec,
@@ -368,16 +368,5 @@ fn fail(ctx: &Ctx, job: &Stored<SnapshotSpec>, reason: String) -> Result<Action,
 }
 
 fn append(ctx: &Ctx, name: &str, type_: EventType, reason: &str, message: &str) {
-    let e = Event {
-        seq: 0,
-        time: chrono::Utc::now(),
-        type_,
-        kind: SnapshotSpec::KIND.into(),
-        name: name.into(),
-        reason: reason.into(),
-        message: message.into(),
-    };
-    if let Err(err) = ctx.store.append_event(e) {
-        tracing::warn!(error = %err, "Cannot append a snapshot event");
-    }
+    super::record::<SnapshotSpec>(ctx, name, type_, reason, message);
 }
