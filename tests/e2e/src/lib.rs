@@ -173,6 +173,17 @@ impl Vmctld {
         }
     }
 
+    /// `vmctl get WHAT -o json`, parsed: the stored objects of a kind.
+    pub fn list(&self, what: &str) -> Vec<serde_json::Value> {
+        let out = self.vmctl(&["get", what, "-o", "json"]);
+        assert!(
+            out.status.success(),
+            "get {what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("get JSON")
+    }
+
     /// The log file vmctld writes.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data.with_extension("log")).unwrap_or_default()

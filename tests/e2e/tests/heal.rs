@@ -11,16 +11,6 @@ use vmctl_e2e::{
 };
 use vmctl_testbed::generate_client_key;
 
-fn json_list(v: &Vmctld, what: &str) -> Vec<Value> {
-    let out = v.vmctl(&["get", what, "-o", "json"]);
-    assert!(
-        out.status.success(),
-        "get {what}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 fn reasons(v: &Vmctld, reason: &str) -> usize {
     v.events().iter().filter(|e| e["reason"] == reason).count()
 }
@@ -51,7 +41,7 @@ fn converged(tmp: &std::path::Path, count: u32, healing: &str) -> (CloudWorld, V
 }
 
 fn node_of_droplet(v: &Vmctld, id: u64) -> String {
-    json_list(v, "nodes")
+    v.list("nodes")
         .iter()
         .find(|n| n["spec"]["droplet_id"] == id)
         .expect("node for droplet")["metadata"]["name"]
@@ -74,7 +64,8 @@ fn assert_replaced(world: &CloudWorld, v: &Vmctld, old: u64, old_node: &str, cou
     let names: std::collections::BTreeSet<String> =
         world.sim.droplets().into_iter().map(|d| d.name).collect();
     assert_eq!(names.len(), count, "droplet names are unique");
-    let replacing: Vec<Value> = json_list(v, "provisions")
+    let replacing: Vec<Value> = v
+        .list("provisions")
         .into_iter()
         .filter(|p| p["spec"]["reason"]["node"] == old_node)
         .collect();
@@ -145,7 +136,7 @@ fn a_controller_killed_mid_replacement_finishes_exactly_one() {
         (
             "while waiting for active",
             Box::new(|_: &CloudWorld, v: &Vmctld, _| {
-                json_list(v, "provisions")
+                v.list("provisions")
                     .iter()
                     .any(|p| p["status"]["step"] == "wait_active")
             }),
@@ -202,7 +193,7 @@ fn four_of_six_down_is_degraded_and_replaces_nothing_until_they_return() {
         world.sim.hang_droplet(*id).unwrap();
     }
     let degraded = |v: &Vmctld| {
-        json_list(v, "pools")[0]["status"]["conditions"]
+        v.list("pools")[0]["status"]["conditions"]
             .as_array()
             .unwrap()
             .iter()

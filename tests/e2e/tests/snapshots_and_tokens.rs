@@ -2,19 +2,8 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
 use vmctl_e2e::{bin, cloud::CloudWorld, count_reachable, wait_for, Vmctld};
 use vmctl_testbed::generate_client_key;
-
-fn json_list(v: &Vmctld, what: &str) -> Vec<Value> {
-    let out = v.vmctl(&["get", what, "-o", "json"]);
-    assert!(
-        out.status.success(),
-        "get {what}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 #[test]
 fn snapshots_are_named_for_the_pool_and_old_ones_are_pruned() {
@@ -58,7 +47,7 @@ fn snapshots_are_named_for_the_pool_and_old_ones_are_pruned() {
             "the snapshot job to finish",
             Duration::from_secs(30),
             || {
-                json_list(&v, "snapshots")
+                v.list("snapshots")
                     .iter()
                     .any(|s| {
                         s["metadata"]["name"] == name.as_str() && s["status"]["step"] == "done"
@@ -124,7 +113,7 @@ fn a_rejected_token_is_reported_and_nothing_is_touched() {
         "a CloudReady=False condition",
         Duration::from_secs(30),
         || {
-            json_list(&v, "pools")[0]["status"]["conditions"]
+            v.list("pools")[0]["status"]["conditions"]
                 .as_array()?
                 .iter()
                 .find(|c| c["type"] == "CloudReady" && c["status"] == "False")
