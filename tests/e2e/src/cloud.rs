@@ -101,11 +101,11 @@ impl CloudWorld {
     /// Writes a cluster file with one managed pool `web` of `count` droplets behind the balancer.
     pub fn cluster_toml(&self, private_key: &Path, count: u32, extra_healing: &str) -> PathBuf {
         let text = format!(
-            "name = \"e2e\"\nprobe_interval = \"1s\"\ncall_timeout = \"3s\"\nconnect_timeout = \"3s\"\n\n\
+            "name = \"e2e\"\nprobe_interval = \"1s\"\ncall_timeout = \"5s\"\nconnect_timeout = \"3s\"\n\n\
              [ssh]\nprivate_key = \"{key}\"\n\n[healing]\nretry_backoff = \"2s\"\n{extra_healing}\n\
              [pools.web]\nrole = \"web\"\n\n[pools.web.droplets]\ncount = {count}\nregion = \"nyc3\"\n\
              size = \"s-1vcpu-1gb\"\nimage = \"e2e-base\"\nload_balancer = \"{lb}\"\nstartup_grace = \"3s\"\n\
-             failure_grace = \"2s\"\nroot = \"{root}\"\n",
+             failure_grace = \"5s\"\nroot = \"{root}\"\n",
             key = private_key.display(),
             lb = self.lb,
             root = self.root_template(),
