@@ -545,3 +545,51 @@ fn a_controller_killed_at_random_points_of_rollouts_finishes_each_once() {
         );
     }
 }
+
+#[test]
+fn a_prepare_failing_on_one_node_switches_nothing_and_names_its_stderr() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (world, upstream, api, key, v) = installed(tmp.path(), "v4.3.0", "15s");
+    let victim = world.sim.droplets().into_iter().next().unwrap();
+    let knobs = victim.root.unwrap().join("etc/vmctl-testbed");
+    std::fs::create_dir_all(&knobs).unwrap();
+    std::fs::write(
+        knobs.join("fail-bundle-install"),
+        "No space left on device while installing gems",
+    )
+    .unwrap();
+    let toml = cluster_toml(&world, &key, &upstream, api.base_url(), "v4.3.1");
+    assert!(v
+        .vmctl(&["apply", "-f", toml.to_str().unwrap()])
+        .status
+        .success());
+    let r = wait_for(
+        "the v4.3.1 rollout to fail",
+        Duration::from_secs(120),
+        || {
+            let r = current_rollout(&v);
+            (r["spec"]["target"] == "v4.3.1" && r["status"]["phase"] == "reverted").then_some(r)
+        },
+    );
+    assert!(
+        r["status"]["switched"].as_array().unwrap().is_empty(),
+        "no node switched: {r}"
+    );
+    let failed = v
+        .events()
+        .into_iter()
+        .find(|e| e["reason"] == "RolloutFailed")
+        .expect("a RolloutFailed event");
+    let message = failed["message"].as_str().unwrap();
+    assert!(
+        message.contains(&victim.name) && message.contains("No space left on device"),
+        "{message}"
+    );
+    assert!(
+        v.status()
+            .nodes
+            .iter()
+            .all(|n| n.release.as_deref() == Some("v4.3.0")),
+        "every node still runs v4.3.0"
+    );
+}
