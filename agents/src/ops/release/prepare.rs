@@ -161,6 +161,7 @@ fn build(
     })?;
     steps.time("checkout", || git::checkout_tag(dir, tag, t))?;
     verify(dir, tag, expected, Untracked::Count, steps)?;
+    link_shared_env(layout, dir)?;
 
     let live = layout.live();
     for (file, tool, step) in [
@@ -205,6 +206,26 @@ fn build(
     // Installs must leave upstream's tracked files untouched (frozen lockfiles).
     verify(dir, tag, expected, Untracked::Ignore, steps)?;
     write_record(dir, req.assets)
+}
+
+/// Links the instance's configuration, `home/mastodon/shared/.env.production`, into the release
+/// (Mastodon reads it from its working directory), and makes sure only its owner can read it.
+/// The file's content is never read: it holds the instance's secrets. No shared file, no link
+/// (the testbed's droplets run without one).
+fn link_shared_env(layout: &Layout, dir: &Path) -> Result<(), PrepareError> {
+    use std::os::unix::fs::PermissionsExt;
+    let shared = layout.home().join("shared/.env.production");
+    let Ok(meta) = std::fs::metadata(&shared) else {
+        return Ok(());
+    };
+    if meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o600))
+            .map_err(io_err("restrict permissions of", &shared))?;
+    }
+    let link = dir.join(".env.production");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink("../../shared/.env.production", &link)
+        .map_err(io_err("link .env.production into", dir))
 }
 
 fn precompile(dir: &Path, steps: &mut Steps) -> Result<(), PrepareError> {
@@ -417,5 +438,43 @@ mod tests {
         assert_eq!(check_commit(sha1).unwrap(), sha1.to_ascii_lowercase());
         assert!(check_commit("abc123").is_err());
         assert!(check_commit(&"g".repeat(40)).is_err());
+    }
+}
+
+#[cfg(test)]
+mod env_link_tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn the_shared_env_is_linked_relative_and_made_private() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = crate::root::Root::new(tmp.path()).unwrap();
+        let layout = Layout::new(&root);
+        let release = layout.releases().join("v1.2.3");
+        std::fs::create_dir_all(&release).unwrap();
+        link_shared_env(&layout, &release).unwrap();
+        assert!(
+            std::fs::symlink_metadata(release.join(".env.production")).is_err(),
+            "no shared file, no link"
+        );
+        let shared = layout.home().join("shared/.env.production");
+        std::fs::create_dir_all(shared.parent().unwrap()).unwrap();
+        std::fs::write(&shared, "SECRET_KEY_BASE=x\n").unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o644)).unwrap();
+        link_shared_env(&layout, &release).unwrap();
+        assert_eq!(
+            std::fs::read_link(release.join(".env.production")).unwrap(),
+            Path::new("../../shared/.env.production")
+        );
+        assert_eq!(
+            std::fs::read_to_string(release.join(".env.production")).unwrap(),
+            "SECRET_KEY_BASE=x\n"
+        );
+        assert_eq!(
+            std::fs::metadata(&shared).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 }

@@ -111,7 +111,7 @@ pub fn tree(tag: &str, version: &Version, health_ok: bool) -> Vec<TreeFile> {
         // prepared release still reads as a clean tree (code purity).
         file(
             ".gitignore",
-            "/node_modules/\n/public/packs/\n/public/assets/\n/.bundle/\n/vendor/bundle/\n/log/\n/tmp/\n".into(),
+            "/.env.production\n/node_modules/\n/public/packs/\n/public/assets/\n/.bundle/\n/vendor/bundle/\n/log/\n/tmp/\n".into(),
         ),
         file(".ruby-version", format!("{ruby}\n")),
         file(".nvmrc", "20\n".into()),
