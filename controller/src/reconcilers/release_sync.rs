@@ -67,7 +67,7 @@ pub async fn bring_to_fleet_release(
         tag: release.target.clone(),
         repo_url: release.repo_url.clone(),
         expected_commit: release.commit.clone(),
-        assets: role == PoolRole::Web || queues.iter().any(|q| q == "mailers"),
+        assets: super::rollout::plan::needs_assets(role, &queues),
     });
     fleet
         .call_with_timeout(name, prepare, release.progress_deadline)
@@ -83,20 +83,13 @@ pub async fn bring_to_fleet_release(
         )
         .await
         .map_err(|e| fail("switch", e.to_string()))?;
-    let unit = match role {
-        PoolRole::Web => "mastodon-web",
-        PoolRole::Streaming => "mastodon-streaming",
-        PoolRole::Sidekiq | PoolRole::Exec => "mastodon-sidekiq",
-        PoolRole::Proxy | PoolRole::Search => return Ok(true),
+    let Some(unit) = super::rollout::plan::unit_of(role) else {
+        return Ok(true);
     };
     let restart = Op::Service(ops::Service {
         name: unit.into(),
         action: ServiceAction::Restart,
-        queues: if matches!(role, PoolRole::Sidekiq | PoolRole::Exec) {
-            queues
-        } else {
-            Vec::new()
-        },
+        queues: super::rollout::plan::service_queues(role, &queues),
     });
     fleet
         .call_with_timeout(name, restart, Duration::from_secs(120))

@@ -234,43 +234,33 @@ pub async fn reconcile(ctx: &Ctx, cluster: &str) -> Result<Action, ReconcileErro
     }
 }
 
-/// Why the fleet cannot take a rollout now, if it cannot: a managed pool below its count, a
-/// node unreachable, or a provision in flight.
+/// Gathers what the readiness decision ([`plan::fleet_unready`]) looks at.
 fn fleet_unready(
     ctx: &Ctx,
     pools: &[vmctl_protocol::resource::Stored<PoolSpec>],
 ) -> Result<Option<String>, ReconcileError> {
     let nodes = ctx.store.list::<NodeSpec>().map_err(store_err)?;
-    if nodes.is_empty() {
-        return Ok(Some("the fleet has no nodes yet".into()));
-    }
     let provisions = ctx
         .store
         .list::<vmctl_protocol::provision::ProvisionSpec>()
         .map_err(store_err)?;
-    if let Some(p) = provisions.iter().find(|p| !p.status.step.is_terminal()) {
-        return Ok(Some(format!("provision {} is in flight", p.metadata.name)));
-    }
-    for p in pools {
-        let members: Vec<_> = nodes
-            .iter()
-            .filter(|n| n.spec.pool == p.metadata.name)
-            .collect();
-        if let Some(t) = &p.spec.droplets {
-            if members.len() != t.count as usize {
-                return Ok(Some(format!(
-                    "pool {} has {}/{} nodes",
-                    p.metadata.name,
-                    members.len(),
-                    t.count
-                )));
-            }
-        }
-        if let Some(n) = members.iter().find(|n| !n.status.reachable) {
-            return Ok(Some(format!("node {} is unreachable", n.metadata.name)));
-        }
-    }
-    Ok(None)
+    let in_flight = provisions
+        .iter()
+        .find(|p| !p.status.step.is_terminal())
+        .map(|p| p.metadata.name.as_str());
+    let readiness: Vec<plan::PoolReadiness> = pools
+        .iter()
+        .map(|p| plan::PoolReadiness {
+            name: p.metadata.name.clone(),
+            desired: p.spec.droplets.as_ref().map(|t| t.count),
+            nodes: nodes
+                .iter()
+                .filter(|n| n.spec.pool == p.metadata.name)
+                .map(|n| (n.metadata.name.clone(), n.status.reachable))
+                .collect(),
+        })
+        .collect();
+    Ok(plan::fleet_unready(&readiness, in_flight))
 }
 
 fn feed_failed(ctx: &Ctx, cluster: &str, message: &str) -> Result<Action, ReconcileError> {

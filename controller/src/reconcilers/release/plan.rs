@@ -29,6 +29,45 @@ pub fn fleet_version(live: &[Option<String>]) -> semver::Version {
         .unwrap_or_else(|| semver::Version::new(0, 0, 0))
 }
 
+/// A pool as readiness needs it: name, the droplet count a managed pool asks for, and its
+/// nodes' reachability.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolReadiness {
+    /// Pool name.
+    pub name: String,
+    /// `Some(count)` for a managed pool.
+    pub desired: Option<u32>,
+    /// (node name, reachable) for each of its nodes.
+    pub nodes: Vec<(String, bool)>,
+}
+
+/// Why the fleet cannot take a rollout now, if it cannot: no nodes, a provision in flight, a
+/// managed pool below its count, or a node unreachable. A rollout needs every node. Pure.
+pub fn fleet_unready(pools: &[PoolReadiness], provision_in_flight: Option<&str>) -> Option<String> {
+    if pools.iter().all(|p| p.nodes.is_empty()) {
+        return Some("the fleet has no nodes yet".into());
+    }
+    if let Some(p) = provision_in_flight {
+        return Some(format!("provision {p} is in flight"));
+    }
+    for p in pools {
+        if let Some(want) = p.desired {
+            if p.nodes.len() != want as usize {
+                return Some(format!(
+                    "pool {} has {}/{} nodes",
+                    p.name,
+                    p.nodes.len(),
+                    want
+                ));
+            }
+        }
+        if let Some((n, _)) = p.nodes.iter().find(|(_, up)| !up) {
+            return Some(format!("node {n} is unreachable"));
+        }
+    }
+    None
+}
+
 /// A fleet with no release installed yet: install the held release if the policy pins one,
 /// else the newest release the channel allows. There is no upgrade path to respect and nothing
 /// to soak against, so it may start now. Pure.
@@ -255,6 +294,28 @@ mod tests {
             next(&decision(None, 0), &[], &[], &[], None, CHECK, at(1)),
             Next::Wait(CHECK, "r".into())
         );
+    }
+
+    #[test]
+    fn a_rollout_waits_for_every_pool_to_be_full_and_reachable() {
+        let pool = |desired, nodes: &[(&str, bool)]| PoolReadiness {
+            name: "web".into(),
+            desired,
+            nodes: nodes.iter().map(|(n, u)| (n.to_string(), *u)).collect(),
+        };
+        assert!(fleet_unready(&[pool(Some(2), &[])], None)
+            .unwrap()
+            .contains("no nodes"));
+        assert!(fleet_unready(&[pool(Some(2), &[("a", true)])], None)
+            .unwrap()
+            .contains("1/2"));
+        assert!(fleet_unready(&[pool(None, &[("a", false)])], None)
+            .unwrap()
+            .contains("a is unreachable"));
+        assert!(fleet_unready(&[pool(Some(1), &[("a", true)])], Some("p"))
+            .unwrap()
+            .contains("provision p"));
+        assert_eq!(fleet_unready(&[pool(Some(1), &[("a", true)])], None), None);
     }
 
     #[test]

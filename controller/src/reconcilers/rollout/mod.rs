@@ -118,8 +118,7 @@ pub async fn reconcile(ctx: &Ctx, name: &str) -> Result<QueueAction, ReconcileEr
         Action::Wait(d) => return Ok(QueueAction::Requeue(d)),
         Action::Probe(_) => return Ok(QueueAction::Requeue(Duration::from_millis(250))),
         Action::Prepare(todo) => {
-            let assets_for =
-                |n: &NodeInfo| n.role == PoolRole::Web || n.queues.iter().any(|q| q == "mailers");
+            let assets_for = |n: &NodeInfo| plan::needs_assets(n.role, &n.queues);
             let calls = todo.iter().map(|node| {
                 let info = infos.iter().find(|i| &i.name == node);
                 let op = Op::PrepareRelease(ops::PrepareRelease {
@@ -348,15 +347,6 @@ async fn call<T: DeserializeOwned>(
     serde_json::from_value(v).map_err(|e| format!("unexpected reply: {e}"))
 }
 
-fn unit_of(role: PoolRole) -> Option<&'static str> {
-    match role {
-        PoolRole::Web => Some("mastodon-web"),
-        PoolRole::Streaming => Some("mastodon-streaming"),
-        PoolRole::Sidekiq | PoolRole::Exec => Some("mastodon-sidekiq"),
-        PoolRole::Proxy | PoolRole::Search => None,
-    }
-}
-
 async fn do_step(
     ctx: &Ctx,
     fleet: &Fleet,
@@ -367,13 +357,9 @@ async fn do_step(
     let t = spec.progress_deadline;
     let service = |action| {
         Op::Service(ops::Service {
-            name: unit_of(n.role).unwrap_or("mastodon-web").to_string(),
+            name: plan::unit_of(n.role).unwrap_or("mastodon-web").to_string(),
             action,
-            queues: if matches!(n.role, PoolRole::Sidekiq | PoolRole::Exec) {
-                n.queues.clone()
-            } else {
-                Vec::new()
-            },
+            queues: plan::service_queues(n.role, &n.queues),
         })
     };
     match step {

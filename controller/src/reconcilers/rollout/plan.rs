@@ -270,6 +270,30 @@ fn healthy(obs: &Observed, node: &str) -> bool {
         .is_some_and(|h| h.iter().any(|n| n == node))
 }
 
+/// The upstream unit a node of `role` runs; `None` for roles without Mastodon.
+pub fn unit_of(role: PoolRole) -> Option<&'static str> {
+    match role {
+        PoolRole::Web => Some("mastodon-web"),
+        PoolRole::Streaming => Some("mastodon-streaming"),
+        PoolRole::Sidekiq | PoolRole::Exec => Some("mastodon-sidekiq"),
+        PoolRole::Proxy | PoolRole::Search => None,
+    }
+}
+
+/// Whether a node precompiles assets: web nodes, and nodes whose Sidekiq sends mail.
+pub fn needs_assets(role: PoolRole, queues: &[String]) -> bool {
+    role == PoolRole::Web || queues.iter().any(|q| q == "mailers")
+}
+
+/// The `-q` queues a node's Sidekiq gets: its pool's, for Sidekiq and exec nodes only.
+pub fn service_queues(role: PoolRole, queues: &[String]) -> Vec<String> {
+    if matches!(role, PoolRole::Sidekiq | PoolRole::Exec) {
+        queues.to_vec()
+    } else {
+        Vec::new()
+    }
+}
+
 /// Starts every node of a batch at `Drain`.
 pub fn new_batch(nodes: &[String], now: Timestamp) -> Vec<NodeProgress> {
     nodes

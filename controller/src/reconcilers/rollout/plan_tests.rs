@@ -231,3 +231,15 @@ fn a_paused_rollout_waits() {
     s.paused = true;
     assert!(matches!(plan(&spec(), &s, &obs(), at(1)), Action::Wait(_)));
 }
+
+#[test]
+fn units_assets_and_queues_follow_the_role() {
+    let mail = vec!["default".to_string(), "mailers".to_string()];
+    assert_eq!(unit_of(PoolRole::Exec), Some("mastodon-sidekiq"));
+    assert_eq!(unit_of(PoolRole::Proxy), None);
+    assert!(needs_assets(PoolRole::Web, &[]));
+    assert!(needs_assets(PoolRole::Sidekiq, &mail));
+    assert!(!needs_assets(PoolRole::Streaming, &[]));
+    assert_eq!(service_queues(PoolRole::Sidekiq, &mail), mail);
+    assert!(service_queues(PoolRole::Web, &mail).is_empty());
+}
